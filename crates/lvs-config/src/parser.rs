@@ -1,0 +1,771 @@
+//! The lvs.cf parser: Piranha's grammar, keywords, defaults and error codes (lvsconfig.c
+//! `parseConfiguration`, `parseVirtualServer`, `parseActualServer`), stopping at the first syntax
+//! error as Piranha did. Values Piranha accepted but that cannot work (a port of 70000, a negative
+//! weight) are recorded as semantic errors and parsing goes on, so that all of them are reported.
+
+use crate::error::{BlockKind, Diagnostic, ErrorCode, Location, Severity, SyntaxError};
+use crate::lexer::{self, IntError, Statement, Token};
+use crate::model::*;
+use crate::resolve::Resolver;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Line numbers of everything that was parsed, for diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceMap {
+    /// Global keyword -> line of its (last) occurrence.
+    pub global: HashMap<&'static str, u32>,
+    pub virtual_servers: Vec<BlockLines>,
+    pub failover_services: Vec<BlockLines>,
+}
+
+/// Lines of one `virtual` / `failover` block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockLines {
+    /// The `virtual NAME {` line.
+    pub line: u32,
+    pub keywords: HashMap<&'static str, u32>,
+    pub servers: Vec<ServerLines>,
+}
+
+/// Lines of one `server` block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerLines {
+    pub line: u32,
+    pub keywords: HashMap<&'static str, u32>,
+}
+
+impl SourceMap {
+    pub fn block(&self, kind: BlockKind, index: usize) -> Option<&BlockLines> {
+        match kind {
+            BlockKind::Virtual => self.virtual_servers.get(index),
+            BlockKind::Failover => self.failover_services.get(index),
+        }
+    }
+
+    /// The best line for a location: the keyword's line if it was given, else the line of the
+    /// block that holds it.
+    pub fn line_of(&self, loc: &Location) -> Option<u32> {
+        match loc.block {
+            None => loc.keyword.and_then(|k| self.global.get(k).copied()),
+            Some((kind, vi)) => {
+                let block = self.block(kind, vi)?;
+                match loc.server {
+                    None => Some(
+                        loc.keyword
+                            .and_then(|k| block.keywords.get(k).copied())
+                            .unwrap_or(block.line),
+                    ),
+                    Some(si) => {
+                        let server = block.servers.get(si)?;
+                        Some(
+                            loc.keyword
+                                .and_then(|k| server.keywords.get(k).copied())
+                                .unwrap_or(server.line),
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A parsed file: the config, where each thing was, and the semantic problems seen while parsing
+/// (out-of-range numbers, keywords given twice). Run [`crate::validate`] for the rest.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub config: Config,
+    pub source: SourceMap,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses the bytes of an lvs.cf file.
+pub fn parse(input: &[u8], resolver: &dyn Resolver) -> Result<Parsed, SyntaxError> {
+    if input.is_empty() {
+        return Err(SyntaxError {
+            code: ErrorCode::Empty,
+            line: 0,
+        });
+    }
+    let mut p = Parser {
+        input,
+        lines: lexer::lines(input),
+        next_line: 0,
+        resolver,
+        diagnostics: Vec::new(),
+        source: SourceMap::default(),
+    };
+    let mut config = Config::default();
+    p.parse_global(&mut config)?;
+    Ok(Parsed {
+        config,
+        source: p.source,
+        diagnostics: p.diagnostics,
+    })
+}
+
+struct Parser<'a> {
+    input: &'a [u8],
+    lines: Vec<(u32, &'a [u8])>,
+    next_line: usize,
+    resolver: &'a dyn Resolver,
+    diagnostics: Vec<Diagnostic>,
+    source: SourceMap,
+}
+
+type R<T> = Result<T, ErrorCode>;
+
+/// Where a statement being parsed sits.
+#[derive(Clone, Copy)]
+struct Ctx {
+    block: Option<(BlockKind, usize)>,
+    server: Option<usize>,
+    line: u32,
+}
+
+impl<'a> Parser<'a> {
+    /// The next statement, tokenized lazily so that errors come out in file order.
+    fn next_statement(&mut self) -> Result<Option<Statement>, SyntaxError> {
+        while self.next_line < self.lines.len() {
+            let (number, text) = self.lines[self.next_line];
+            self.next_line += 1;
+            let Some(first) = text.iter().position(|b| !lexer::is_blank(*b)) else {
+                continue;
+            };
+            if text[first] == b'#' {
+                continue;
+            }
+            let tokens = lexer::tokenize(&text[first..])
+                .map_err(|code| SyntaxError { code, line: number })?;
+            return Ok(Some(Statement {
+                line: number,
+                tokens,
+            }));
+        }
+        Ok(None)
+    }
+
+    fn eof(&self) -> SyntaxError {
+        SyntaxError {
+            code: ErrorCode::Eof,
+            line: lexer::last_line(self.input),
+        }
+    }
+
+    fn diag(&mut self, severity: Severity, ctx: Ctx, keyword: &'static str, message: String) {
+        self.diagnostics.push(Diagnostic {
+            severity,
+            location: Location {
+                line: Some(ctx.line),
+                block: ctx.block,
+                server: ctx.server,
+                keyword: Some(keyword),
+            },
+            message,
+        });
+    }
+
+    /// Records the line of a keyword; a keyword given twice in one block is a warning (the last
+    /// value wins, as in Piranha).
+    fn record(&mut self, ctx: Ctx, keyword: &'static str) {
+        let map = match (ctx.block, ctx.server) {
+            (None, _) => &mut self.source.global,
+            (Some((kind, vi)), server) => {
+                let blocks = match kind {
+                    BlockKind::Virtual => &mut self.source.virtual_servers,
+                    BlockKind::Failover => &mut self.source.failover_services,
+                };
+                let Some(block) = blocks.get_mut(vi) else {
+                    return;
+                };
+                match server {
+                    None => &mut block.keywords,
+                    Some(si) => match block.servers.get_mut(si) {
+                        Some(s) => &mut s.keywords,
+                        None => return,
+                    },
+                }
+            }
+        };
+        if let Some(previous) = map.insert(keyword, ctx.line) {
+            self.diag(
+                Severity::Warning,
+                ctx,
+                keyword,
+                format!(
+                    "`{keyword}` is given again (first at line {previous}); the value at line {} is used",
+                    ctx.line
+                ),
+            );
+        }
+    }
+
+    /// A number Piranha accepted (`getNum`) that must lie in `min..=max` here.
+    fn ranged<T: TryFrom<i64> + Default>(
+        &mut self,
+        ctx: Ctx,
+        keyword: &'static str,
+        value: i64,
+        min: i64,
+        max: i64,
+    ) -> T {
+        if value < min || value > max {
+            self.diag(
+                Severity::Error,
+                ctx,
+                keyword,
+                format!("`{keyword}` = {value} is out of range ({min} to {max})"),
+            );
+            return T::default();
+        }
+        T::try_from(value).unwrap_or_default()
+    }
+
+    fn parse_global(&mut self, c: &mut Config) -> Result<(), SyntaxError> {
+        while let Some(st) = self.next_statement()? {
+            let ctx = Ctx {
+                block: None,
+                server: None,
+                line: st.line,
+            };
+            self.global_statement(c, &st, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn global_statement(
+        &mut self,
+        c: &mut Config,
+        st: &Statement,
+        ctx: Ctx,
+    ) -> Result<(), SyntaxError> {
+        let err = |code| SyntaxError {
+            code,
+            line: st.line,
+        };
+        let t = &st.tokens;
+        let kw = keyword(&t[0], GLOBAL_KEYWORDS);
+        match kw {
+            Some(k @ ("virtual" | "failover")) => {
+                let name = block_header(t).map_err(err)?;
+                let kind = if k == "virtual" {
+                    BlockKind::Virtual
+                } else {
+                    BlockKind::Failover
+                };
+                return self.parse_block(c, kind, name, st.line);
+            }
+            Some(k) => {
+                self.global_keyword(c, k, t, ctx).map_err(err)?;
+                self.record(ctx, k);
+            }
+            None => return Err(err(ErrorCode::BadCommand)),
+        }
+        Ok(())
+    }
+
+    fn global_keyword(&mut self, c: &mut Config, k: &'static str, t: &[Token], ctx: Ctx) -> R<()> {
+        match k {
+            "serial_no" => c.serial_no = num(value(t)?)?,
+            "service" => {
+                c.service = match text(value(t)?)?.as_str() {
+                    "lvs" => ServiceType::Lvs,
+                    "fos" => ServiceType::Fos,
+                    _ => return Err(ErrorCode::BadArgument),
+                }
+            }
+            "primary" => c.primary = Some(self.nonzero_host(value(t)?)?),
+            "primary_private" => c.primary_private = Some(self.nonzero_host(value(t)?)?),
+            "primary_shared" => c.primary_shared = Some(text(value(t)?)?),
+            "backup" => c.backup = Some(self.host(value(t)?)?),
+            "backup_active" => c.backup_active = boolean(value(t)?)?,
+            "backup_private" => c.backup_private = Some(self.nonzero_host(value(t)?)?),
+            "backup_shared" => c.backup_shared = Some(text(value(t)?)?),
+            "heartbeat" => c.heartbeat = boolean(value(t)?)?,
+            "heartbeat_port" => {
+                let v = self.port(value(t)?)?;
+                c.heartbeat_port = self.ranged(ctx, k, v, 0, 65535);
+            }
+            "keepalive" => c.keepalive = self.seconds(ctx, k, value(t)?)?,
+            "deadtime" => c.deadtime = self.seconds(ctx, k, value(t)?)?,
+            "network" => {
+                c.network = match text(value(t)?)?.as_str() {
+                    "nat" => Network::Nat,
+                    "direct" => Network::Direct,
+                    "tunnel" => Network::Tunnel,
+                    _ => return Err(ErrorCode::BadArgument),
+                }
+            }
+            "nat_router" => {
+                let (a, d) = values2(t)?;
+                c.nat_router = Some(InterfaceAddress {
+                    address: self.host(a)?,
+                    device: text(d)?,
+                });
+            }
+            "nat_nmask" => c.nat_nmask = netmask(value(t)?)?,
+            "reservation_conflict_action" => {
+                c.reservation_conflict_action = Some(match text(value(t)?)?.as_str() {
+                    "nothing" => ReservationConflictAction::Nothing,
+                    "preempt" => ReservationConflictAction::Preempt,
+                    _ => return Err(ErrorCode::BadArgument),
+                })
+            }
+            "debug_level" => c.debug_level = text(value(t)?)?,
+            "rsh_command" => c.rsh_command = text(value(t)?)?,
+            "sync" => c.sync = boolean(value(t)?)?,
+            "ipvsadm" => c.ipvsadm = text(value(t)?)?,
+            "active_cmd" => c.active_cmd = Some(text(value(t)?)?),
+            "inactive_cmd" => c.inactive_cmd = Some(text(value(t)?)?),
+            "monitor_links" => c.monitor_links = num(value(t)?)?,
+            "syncdaemon" => c.syncdaemon = boolean(value(t)?)?,
+            "syncd_iface" => c.syncd_iface = text(value(t)?)?,
+            "syncd_id" => {
+                let v = num(value(t)?)?;
+                c.syncd_id = self.ranged(ctx, k, v, 0, 255);
+            }
+            "tcp_timeout" | "tcpfin_timeout" | "udp_timeout" => {
+                let v = num(value(t)?)?;
+                let v: u32 = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                match k {
+                    "tcp_timeout" => c.tcp_timeout = v,
+                    "tcpfin_timeout" => c.tcpfin_timeout = v,
+                    _ => c.udp_timeout = v,
+                }
+            }
+            "hard_shutdown" => c.hard_shutdown = boolean(value(t)?)?,
+            _ => return Err(ErrorCode::BadCommand),
+        }
+        Ok(())
+    }
+
+    fn parse_block(
+        &mut self,
+        c: &mut Config,
+        kind: BlockKind,
+        name: String,
+        line: u32,
+    ) -> Result<(), SyntaxError> {
+        let list = match kind {
+            BlockKind::Virtual => &mut self.source.virtual_servers,
+            BlockKind::Failover => &mut self.source.failover_services,
+        };
+        let index = list.len();
+        list.push(BlockLines {
+            line,
+            ..Default::default()
+        });
+        let mut vs = VirtualServer::new(name);
+        loop {
+            let Some(st) = self.next_statement()? else {
+                return Err(self.eof());
+            };
+            let err = |code| SyntaxError {
+                code,
+                line: st.line,
+            };
+            let t = &st.tokens;
+            if t[0].is("}") {
+                if t.len() > 1 {
+                    return Err(err(ErrorCode::ExtraArgs));
+                }
+                break;
+            }
+            let ctx = Ctx {
+                block: Some((kind, index)),
+                server: None,
+                line: st.line,
+            };
+            match keyword(&t[0], VIRTUAL_KEYWORDS) {
+                Some("server") => {
+                    let name = block_header(t).map_err(err)?;
+                    self.parse_server(&mut vs, kind, index, name, st.line)?;
+                }
+                Some(k) => {
+                    self.virtual_keyword(&mut vs, k, t, ctx).map_err(err)?;
+                    self.record(ctx, k);
+                }
+                None => return Err(err(ErrorCode::BadCommand)),
+            }
+        }
+        match kind {
+            BlockKind::Virtual => c.virtual_servers.push(vs),
+            BlockKind::Failover => c.failover_services.push(vs),
+        }
+        Ok(())
+    }
+
+    fn virtual_keyword(
+        &mut self,
+        vs: &mut VirtualServer,
+        k: &'static str,
+        t: &[Token],
+        ctx: Ctx,
+    ) -> R<()> {
+        match k {
+            "active" => vs.active = boolean(value(t)?)?,
+            "address" => {
+                let (a, d) = values2(t)?;
+                vs.address = Some(InterfaceAddress {
+                    address: self.host(a)?,
+                    device: text(d)?,
+                });
+            }
+            "sorry_server" => {
+                let a = lexer::inet_aton(&value(t)?.text).ok_or(ErrorCode::BadHostname)?;
+                vs.sorry_server = (!a.is_unspecified()).then_some(a);
+            }
+            "vip_nmask" => vs.vip_nmask = netmask(value(t)?)?,
+            "fwmark" => {
+                let v = num(value(t)?)?;
+                let m: u32 = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                vs.fwmark = (m != 0).then_some(m);
+            }
+            "protocol" => {
+                vs.protocol = match text(value(t)?)?.as_str() {
+                    "tcp" => Protocol::Tcp,
+                    "udp" => Protocol::Udp,
+                    _ => return Err(ErrorCode::BadArgument),
+                }
+            }
+            "port" => {
+                let v = self.port(value(t)?)?;
+                vs.port = self.ranged(ctx, k, v, 0, 65535);
+            }
+            "scheduler" => {
+                vs.scheduler =
+                    Scheduler::from_name(&text(value(t)?)?).ok_or(ErrorCode::BadArgument)?
+            }
+            "persistent" => {
+                let v = num(value(t)?)?;
+                vs.persistent = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+            }
+            "pmask" => {
+                // Piranha ignored a pmask that was not an address; we refuse it.
+                // 255.255.255.255 means "no mask", as in Piranha.
+                vs.pmask = netmask(value(t)?)?.filter(|m| *m != Ipv4Addr::BROADCAST);
+            }
+            "client_monitor" => vs.client_monitor = text(value(t)?)?,
+            "send_program" => vs.send_program = Some(text(value(t)?)?),
+            "send" => vs.send = Some(text(value(t)?)?),
+            "expect" => vs.expect = Some(text(value(t)?)?),
+            "use_regex" => vs.use_regex = boolean(value(t)?)?,
+            "timeout" => {
+                let v = num(value(t)?)?;
+                vs.timeout = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+            }
+            "reentry" => {
+                let v = num(value(t)?)?;
+                vs.reentry = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+            }
+            "load_monitor" => vs.load_monitor = Some(text(value(t)?)?),
+            "quiesce_server" => vs.quiesce_server = boolean(value(t)?)?,
+            "start_cmd" => vs.start_cmd = Some(text(value(t)?)?),
+            "stop_cmd" => vs.stop_cmd = Some(text(value(t)?)?),
+            "master" => vs.master = Some(self.host(value(t)?)?),
+            "dirs" => vs.dirs = Some(list(t)?),
+            _ => return Err(ErrorCode::BadCommand),
+        }
+        Ok(())
+    }
+
+    fn parse_server(
+        &mut self,
+        vs: &mut VirtualServer,
+        kind: BlockKind,
+        block: usize,
+        name: String,
+        line: u32,
+    ) -> Result<(), SyntaxError> {
+        let index = vs.servers.len();
+        let lines = match kind {
+            BlockKind::Virtual => &mut self.source.virtual_servers,
+            BlockKind::Failover => &mut self.source.failover_services,
+        };
+        if let Some(b) = lines.get_mut(block) {
+            b.servers.push(ServerLines {
+                line,
+                ..Default::default()
+            });
+        }
+        let mut rs = RealServer::new(name, vs.port);
+        loop {
+            let Some(st) = self.next_statement()? else {
+                return Err(self.eof());
+            };
+            let err = |code| SyntaxError {
+                code,
+                line: st.line,
+            };
+            let t = &st.tokens;
+            if t[0].is("}") {
+                if t.len() > 1 {
+                    return Err(err(ErrorCode::ExtraArgs));
+                }
+                break;
+            }
+            let ctx = Ctx {
+                block: Some((kind, block)),
+                server: Some(index),
+                line: st.line,
+            };
+            let k = keyword(&t[0], SERVER_KEYWORDS).ok_or(err(ErrorCode::BadCommand))?;
+            self.server_keyword(&mut rs, k, t, ctx).map_err(err)?;
+            self.record(ctx, k);
+        }
+        vs.servers.push(rs);
+        Ok(())
+    }
+
+    fn server_keyword(
+        &mut self,
+        rs: &mut RealServer,
+        k: &'static str,
+        t: &[Token],
+        ctx: Ctx,
+    ) -> R<()> {
+        match k {
+            "address" => rs.address = Some(self.host(value(t)?)?),
+            "active" => rs.active = boolean(value(t)?)?,
+            "weight" => {
+                let v = num(value(t)?)?;
+                rs.weight = self.ranged(ctx, k, v, 0, i32::MAX as i64);
+            }
+            "port" => {
+                // Only a number here (Piranha's getNum), not a service name.
+                let v = num(value(t)?)?;
+                rs.port = self.ranged(ctx, k, v, 0, 65535);
+            }
+            _ => return Err(ErrorCode::BadCommand),
+        }
+        Ok(())
+    }
+
+    /// `getHostname`: a dotted quad (inet_aton) or a name the resolver knows; else "invalid
+    /// argument", as in Piranha.
+    fn host(&self, tok: &Token) -> R<Host> {
+        let name = text(tok)?;
+        if let Some(address) = lexer::inet_aton(&tok.text) {
+            return Ok(Host { name, address });
+        }
+        let address = self.resolver.host(&name).ok_or(ErrorCode::BadArgument)?;
+        Ok(Host { name, address })
+    }
+
+    /// `primary`, `primary_private`, `backup_private`: 0.0.0.0 is "invalid host name or ip address".
+    fn nonzero_host(&self, tok: &Token) -> R<Host> {
+        let h = self.host(tok)?;
+        if h.address.is_unspecified() {
+            return Err(ErrorCode::BadHostname);
+        }
+        Ok(h)
+    }
+
+    /// `getPort`: a number, else a TCP service name, else "invalid argument".
+    fn port(&self, tok: &Token) -> R<i64> {
+        match lexer::strtol(&tok.text) {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                let name = text(tok)?;
+                self.resolver
+                    .tcp_service(&name)
+                    .map(i64::from)
+                    .ok_or(ErrorCode::BadArgument)
+            }
+        }
+    }
+
+    /// `keepalive` / `deadtime`: an integer as Piranha (decimal, 0x, octal) or, as an extension,
+    /// decimal seconds with a fraction (`0.2`).
+    fn seconds(&mut self, ctx: Ctx, keyword: &'static str, tok: &Token) -> R<Duration> {
+        if tok.text.contains(&b'.') {
+            return decimal_seconds(&tok.text).ok_or(ErrorCode::IntExpected);
+        }
+        let v = num(tok)?;
+        let secs: u64 = self.ranged(ctx, keyword, v, 0, u32::MAX as i64);
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+/// `12.5` -> 12.5 s; at most nanosecond precision (further digits are dropped).
+pub(crate) fn decimal_seconds(t: &[u8]) -> Option<Duration> {
+    let s = std::str::from_utf8(t).ok()?;
+    let (int, frac) = s.split_once('.')?;
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    if secs > u32::MAX as u64 {
+        return None;
+    }
+    let mut nanos: u32 = 0;
+    for (i, d) in frac.bytes().take(9).enumerate() {
+        nanos += (d - b'0') as u32 * 10u32.pow(8 - i as u32);
+    }
+    Some(Duration::new(secs, nanos))
+}
+
+const GLOBAL_KEYWORDS: &[&str] = &[
+    "serial_no",
+    "service",
+    "primary",
+    "primary_private",
+    "primary_shared",
+    "backup",
+    "backup_active",
+    "backup_private",
+    "backup_shared",
+    "heartbeat",
+    "heartbeat_port",
+    "keepalive",
+    "deadtime",
+    "network",
+    "nat_router",
+    "nat_nmask",
+    "reservation_conflict_action",
+    "debug_level",
+    "rsh_command",
+    "sync",
+    "ipvsadm",
+    "active_cmd",
+    "inactive_cmd",
+    "monitor_links",
+    "syncdaemon",
+    "syncd_iface",
+    "syncd_id",
+    "tcp_timeout",
+    "tcpfin_timeout",
+    "udp_timeout",
+    "hard_shutdown",
+    "virtual",
+    "failover",
+];
+
+const VIRTUAL_KEYWORDS: &[&str] = &[
+    "active",
+    "address",
+    "sorry_server",
+    "vip_nmask",
+    "fwmark",
+    "protocol",
+    "port",
+    "scheduler",
+    "persistent",
+    "pmask",
+    "client_monitor",
+    "send_program",
+    "send",
+    "expect",
+    "use_regex",
+    "timeout",
+    "reentry",
+    "load_monitor",
+    "quiesce_server",
+    "start_cmd",
+    "stop_cmd",
+    "master",
+    "dirs",
+    "server",
+];
+
+const SERVER_KEYWORDS: &[&str] = &["address", "active", "weight", "port"];
+
+/// Every keyword the parser knows at each level (for documentation and tests).
+pub fn keywords() -> (
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+) {
+    (GLOBAL_KEYWORDS, VIRTUAL_KEYWORDS, SERVER_KEYWORDS)
+}
+
+fn keyword(tok: &Token, known: &'static [&'static str]) -> Option<&'static str> {
+    known.iter().copied().find(|k| tok.is(k))
+}
+
+/// `NAME {` after `virtual`, `failover` or `server`.
+fn block_header(t: &[Token]) -> R<String> {
+    if t.len() < 3 {
+        return Err(ErrorCode::MissingArgs);
+    }
+    if t.len() > 3 {
+        return Err(ErrorCode::ExtraArgs);
+    }
+    if !t[2].is("{") {
+        return Err(ErrorCode::MissingArgs);
+    }
+    text(&t[1])
+}
+
+/// Piranha's CHECK_ARGS: `KEYWORD = VALUE...` with exactly `count` values.
+fn values(t: &[Token], count: usize) -> R<&[Token]> {
+    if t.len() < 2 || !t[1].is("=") {
+        return Err(ErrorCode::EqualExpected);
+    }
+    if t.len() < count + 2 {
+        return Err(ErrorCode::MissingArgs);
+    }
+    if t.len() > count + 2 {
+        return Err(ErrorCode::ExtraArgs);
+    }
+    Ok(&t[2..])
+}
+
+fn value(t: &[Token]) -> R<&Token> {
+    Ok(&values(t, 1)?[0])
+}
+
+fn values2(t: &[Token]) -> R<(&Token, &Token)> {
+    let v = values(t, 2)?;
+    Ok((&v[0], &v[1]))
+}
+
+/// `dirs = [ a b c ]`.
+fn list(t: &[Token]) -> R<Vec<String>> {
+    if t.len() < 2 || !t[1].is("=") {
+        return Err(ErrorCode::EqualExpected);
+    }
+    if t.len() < 3 || !t[2].is("[") {
+        return Err(ErrorCode::ListExpected);
+    }
+    let close = t[3..]
+        .iter()
+        .position(|x| x.is("]"))
+        .ok_or(ErrorCode::ListExpected)?
+        + 3;
+    if close + 1 != t.len() {
+        return Err(ErrorCode::ExtraArgs);
+    }
+    t[3..close].iter().map(text).collect()
+}
+
+/// A token as text. lvs.cf is read as bytes; a value that is not UTF-8 is refused.
+fn text(tok: &Token) -> R<String> {
+    String::from_utf8(tok.text.clone()).map_err(|_| ErrorCode::BadArgument)
+}
+
+/// `getNum`.
+fn num(tok: &Token) -> R<i64> {
+    lexer::strtol(&tok.text).map_err(|e| match e {
+        IntError::NotInteger | IntError::Overflow => ErrorCode::IntExpected,
+    })
+}
+
+/// `getBoolean`: an integer that is 0 or 1.
+fn boolean(tok: &Token) -> R<bool> {
+    match num(tok)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(ErrorCode::BoolExpected),
+    }
+}
+
+/// A dotted quad for a netmask; 0.0.0.0 means none.
+fn netmask(tok: &Token) -> R<Option<Ipv4Addr>> {
+    let m = lexer::inet_aton(&tok.text).ok_or(ErrorCode::BadNetmask)?;
+    Ok((!m.is_unspecified()).then_some(m))
+}
