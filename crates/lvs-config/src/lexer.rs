@@ -332,7 +332,7 @@ mod tests {
             statements(b"# c\n   # indented comment\n\n  \t\nport = 80 # not a comment\n").unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].line, 5);
-        assert_eq!(s[0].tokens.len(), 6);
+        assert_eq!(s[0].tokens.len(), 7);
     }
 
     #[test]

@@ -201,14 +201,18 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A number Piranha accepted (`getNum`) that must lie in `min..=max` here.
-    fn ranged<T: TryFrom<i64> + Default>(
+    /// A number Piranha accepted (`getNum`) that must lie in `min..=max` here. Out of range, it is
+    /// reported and `current` (the default or earlier value) is kept, so one mistake gives one
+    /// message.
+    #[allow(clippy::too_many_arguments)]
+    fn ranged<T: TryFrom<i64> + Copy>(
         &mut self,
         ctx: Ctx,
         keyword: &'static str,
         value: i64,
         min: i64,
         max: i64,
+        current: T,
     ) -> T {
         if value < min || value > max {
             self.diag(
@@ -217,9 +221,9 @@ impl<'a> Parser<'a> {
                 keyword,
                 format!("`{keyword}` = {value} is out of range ({min} to {max})"),
             );
-            return T::default();
+            return current;
         }
-        T::try_from(value).unwrap_or_default()
+        T::try_from(value).unwrap_or(current)
     }
 
     fn parse_global(&mut self, c: &mut Config) -> Result<(), SyntaxError> {
@@ -260,7 +264,7 @@ impl<'a> Parser<'a> {
                 self.global_keyword(c, k, t, ctx).map_err(err)?;
                 self.record(ctx, k);
             }
-            None => return Err(err(ErrorCode::BadCommand)),
+            None => return Err(err(unknown(&t[0], GLOBAL_KEYWORDS))),
         }
         Ok(())
     }
@@ -285,10 +289,10 @@ impl<'a> Parser<'a> {
             "heartbeat" => c.heartbeat = boolean(value(t)?)?,
             "heartbeat_port" => {
                 let v = self.port(value(t)?)?;
-                c.heartbeat_port = self.ranged(ctx, k, v, 0, 65535);
+                c.heartbeat_port = self.ranged(ctx, k, v, 0, 65535, c.heartbeat_port);
             }
-            "keepalive" => c.keepalive = self.seconds(ctx, k, value(t)?)?,
-            "deadtime" => c.deadtime = self.seconds(ctx, k, value(t)?)?,
+            "keepalive" => c.keepalive = self.seconds(ctx, k, value(t)?, c.keepalive)?,
+            "deadtime" => c.deadtime = self.seconds(ctx, k, value(t)?, c.deadtime)?,
             "network" => {
                 c.network = match text(value(t)?)?.as_str() {
                     "nat" => Network::Nat,
@@ -323,11 +327,16 @@ impl<'a> Parser<'a> {
             "syncd_iface" => c.syncd_iface = text(value(t)?)?,
             "syncd_id" => {
                 let v = num(value(t)?)?;
-                c.syncd_id = self.ranged(ctx, k, v, 0, 255);
+                c.syncd_id = self.ranged(ctx, k, v, 0, 255, c.syncd_id);
             }
             "tcp_timeout" | "tcpfin_timeout" | "udp_timeout" => {
                 let v = num(value(t)?)?;
-                let v: u32 = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                let current = match k {
+                    "tcp_timeout" => c.tcp_timeout,
+                    "tcpfin_timeout" => c.tcpfin_timeout,
+                    _ => c.udp_timeout,
+                };
+                let v: u32 = self.ranged(ctx, k, v, 0, u32::MAX as i64, current);
                 match k {
                     "tcp_timeout" => c.tcp_timeout = v,
                     "tcpfin_timeout" => c.tcpfin_timeout = v,
@@ -386,7 +395,7 @@ impl<'a> Parser<'a> {
                     self.virtual_keyword(&mut vs, k, t, ctx).map_err(err)?;
                     self.record(ctx, k);
                 }
-                None => return Err(err(ErrorCode::BadCommand)),
+                None => return Err(err(unknown(&t[0], VIRTUAL_KEYWORDS))),
             }
         }
         match kind {
@@ -419,7 +428,7 @@ impl<'a> Parser<'a> {
             "vip_nmask" => vs.vip_nmask = netmask(value(t)?)?,
             "fwmark" => {
                 let v = num(value(t)?)?;
-                let m: u32 = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                let m: u32 = self.ranged(ctx, k, v, 0, u32::MAX as i64, vs.fwmark.unwrap_or(0));
                 vs.fwmark = (m != 0).then_some(m);
             }
             "protocol" => {
@@ -431,15 +440,26 @@ impl<'a> Parser<'a> {
             }
             "port" => {
                 let v = self.port(value(t)?)?;
-                vs.port = self.ranged(ctx, k, v, 0, 65535);
+                vs.port = self.ranged(ctx, k, v, 0, 65535, vs.port);
             }
             "scheduler" => {
-                vs.scheduler =
-                    Scheduler::from_name(&text(value(t)?)?).ok_or(ErrorCode::BadArgument)?
+                let name = text(value(t)?)?;
+                vs.scheduler = if name == "pcc" {
+                    // Releases before 9/2000 called least-connection "pcc".
+                    self.diag(
+                        Severity::Warning,
+                        ctx,
+                        k,
+                        "`scheduler = pcc` is the pre-2000 name of `lc`; lc is used".into(),
+                    );
+                    Scheduler::Lc
+                } else {
+                    Scheduler::from_name(&name).ok_or(ErrorCode::BadArgument)?
+                };
             }
             "persistent" => {
                 let v = num(value(t)?)?;
-                vs.persistent = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                vs.persistent = self.ranged(ctx, k, v, 0, u32::MAX as i64, vs.persistent);
             }
             "pmask" => {
                 // Piranha ignored a pmask that was not an address; we refuse it.
@@ -453,11 +473,11 @@ impl<'a> Parser<'a> {
             "use_regex" => vs.use_regex = boolean(value(t)?)?,
             "timeout" => {
                 let v = num(value(t)?)?;
-                vs.timeout = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                vs.timeout = self.ranged(ctx, k, v, 0, u32::MAX as i64, vs.timeout);
             }
             "reentry" => {
                 let v = num(value(t)?)?;
-                vs.reentry = self.ranged(ctx, k, v, 0, u32::MAX as i64);
+                vs.reentry = self.ranged(ctx, k, v, 0, u32::MAX as i64, vs.reentry);
             }
             "load_monitor" => vs.load_monitor = Some(text(value(t)?)?),
             "quiesce_server" => vs.quiesce_server = boolean(value(t)?)?,
@@ -510,7 +530,8 @@ impl<'a> Parser<'a> {
                 server: Some(index),
                 line: st.line,
             };
-            let k = keyword(&t[0], SERVER_KEYWORDS).ok_or(err(ErrorCode::BadCommand))?;
+            let k = keyword(&t[0], SERVER_KEYWORDS)
+                .ok_or_else(|| err(unknown(&t[0], SERVER_KEYWORDS)))?;
             self.server_keyword(&mut rs, k, t, ctx).map_err(err)?;
             self.record(ctx, k);
         }
@@ -530,12 +551,12 @@ impl<'a> Parser<'a> {
             "active" => rs.active = boolean(value(t)?)?,
             "weight" => {
                 let v = num(value(t)?)?;
-                rs.weight = self.ranged(ctx, k, v, 0, i32::MAX as i64);
+                rs.weight = self.ranged(ctx, k, v, 0, i32::MAX as i64, rs.weight);
             }
             "port" => {
                 // Only a number here (Piranha's getNum), not a service name.
                 let v = num(value(t)?)?;
-                rs.port = self.ranged(ctx, k, v, 0, 65535);
+                rs.port = self.ranged(ctx, k, v, 0, 65535, rs.port);
             }
             _ => return Err(ErrorCode::BadCommand),
         }
@@ -578,12 +599,18 @@ impl<'a> Parser<'a> {
 
     /// `keepalive` / `deadtime`: an integer as Piranha (decimal, 0x, octal) or, as an extension,
     /// decimal seconds with a fraction (`0.2`).
-    fn seconds(&mut self, ctx: Ctx, keyword: &'static str, tok: &Token) -> R<Duration> {
+    fn seconds(
+        &mut self,
+        ctx: Ctx,
+        keyword: &'static str,
+        tok: &Token,
+        current: Duration,
+    ) -> R<Duration> {
         if tok.text.contains(&b'.') {
             return decimal_seconds(&tok.text).ok_or(ErrorCode::IntExpected);
         }
         let v = num(tok)?;
-        let secs: u64 = self.ranged(ctx, keyword, v, 0, u32::MAX as i64);
+        let secs: u64 = self.ranged(ctx, keyword, v, 0, u32::MAX as i64, current.as_secs());
         Ok(Duration::from_secs(secs))
     }
 }
@@ -685,6 +712,22 @@ pub fn keywords() -> (
 
 fn keyword(tok: &Token, known: &'static [&'static str]) -> Option<&'static str> {
     known.iter().copied().find(|k| tok.is(k))
+}
+
+/// `port=80` is one token. Piranha 0.8.6 called it an unknown command; we say what is wrong.
+fn glued_equal(tok: &Token, known: &'static [&'static str]) -> bool {
+    match tok.text.iter().position(|b| *b == b'=') {
+        Some(i) if i > 0 => known.iter().any(|k| k.as_bytes() == &tok.text[..i]),
+        _ => false,
+    }
+}
+
+fn unknown(tok: &Token, known: &'static [&'static str]) -> ErrorCode {
+    if glued_equal(tok, known) {
+        ErrorCode::EqualExpected
+    } else {
+        ErrorCode::BadCommand
+    }
 }
 
 /// `NAME {` after `virtual`, `failover` or `server`.

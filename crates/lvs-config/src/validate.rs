@@ -87,6 +87,23 @@ impl Validator<'_> {
     fn global(&mut self) {
         let c = self.config;
         let g = |k| at(None, None, Some(k));
+        for (k, h) in [
+            ("primary", &c.primary),
+            ("primary_private", &c.primary_private),
+            ("backup_private", &c.backup_private),
+        ] {
+            if h.as_ref().is_some_and(|h| h.address.is_unspecified()) {
+                self.error(g(k), format!("`{k}` must not be 0.0.0.0"));
+            }
+        }
+        for (k, d) in [("keepalive", c.keepalive), ("deadtime", c.deadtime)] {
+            if d.as_secs() > u32::MAX as u64 {
+                self.error(
+                    g(k),
+                    format!("`{k}` is too long (at most {} seconds)", u32::MAX),
+                );
+            }
+        }
         if c.primary.is_none() {
             self.warning(
                 g("primary"),
@@ -230,7 +247,7 @@ impl Validator<'_> {
             BlockKind::Failover => "failover service",
         };
         let name = &vs.name;
-        if let Some(problem) = crate::writer::unrepresentable(name) {
+        if let Some(problem) = crate::writer::unrepresentable_inner(name) {
             self.error(at(b, None, None), format!("{what} name {problem}"));
         }
         self.strings_check(
@@ -246,8 +263,10 @@ impl Validator<'_> {
             ],
         );
         for d in vs.dirs.iter().flatten() {
-            if let Some(problem) = crate::writer::unrepresentable(d) {
+            if let Some(problem) = crate::writer::unrepresentable_inner(d) {
                 self.error(k("dirs"), format!("`dirs` entry {problem}"));
+            } else if d == "]" {
+                self.error(k("dirs"), "`dirs` entry `]` would end the list".into());
             }
         }
         match &vs.address {
@@ -332,8 +351,9 @@ impl Validator<'_> {
                 ),
                 Some(e) => {
                     if let Err(err) = regex::bytes::Regex::new(e) {
-                        let first = err.to_string();
-                        let first = first.lines().last().unwrap_or("").trim().to_string();
+                        let text = err.to_string();
+                        let last = text.lines().last().unwrap_or("").trim();
+                        let first = last.strip_prefix("error: ").unwrap_or(last).to_string();
                         self.error(
                             k("expect"),
                             format!("`expect` is not a valid regular expression: {first}"),
@@ -342,7 +362,7 @@ impl Validator<'_> {
                 }
             }
         }
-        if kind == BlockKind::Failover && vs.active {
+        if kind == BlockKind::Failover && vs.active && c.service == ServiceType::Fos {
             for (kw, v) in [("start_cmd", &vs.start_cmd), ("stop_cmd", &vs.stop_cmd)] {
                 if v.is_none() {
                     self.error(
@@ -362,7 +382,7 @@ impl Validator<'_> {
         let mut by_addr: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
         for (si, rs) in vs.servers.iter().enumerate() {
             let s = |kw| at(b, Some(si), kw);
-            if let Some(problem) = crate::writer::unrepresentable(&rs.name) {
+            if let Some(problem) = crate::writer::unrepresentable_inner(&rs.name) {
                 self.error(s(None), format!("server name {problem}"));
             }
             if let Some(first) = by_name.insert(&rs.name, si) {
@@ -373,6 +393,16 @@ impl Validator<'_> {
                         rs.name,
                         vs.name,
                         first + 1
+                    ),
+                );
+            }
+            if rs.weight > i32::MAX as u32 {
+                self.error(
+                    s(Some("weight")),
+                    format!(
+                        "`weight` = {} is out of range (0 to {})",
+                        rs.weight,
+                        i32::MAX
                     ),
                 );
             }
@@ -418,11 +448,10 @@ impl Validator<'_> {
                 self.warning(
                     s(Some("port")),
                     format!(
-                        "real server port {} differs from the virtual port {}, but `network = {}` cannot map ports: the kernel sends to port {}",
+                        "real server port {} differs from the virtual port {}, but `network = {}` cannot map ports: packets keep their destination port",
                         rs.port,
                         vs.port,
-                        c.network.keyword(),
-                        vs.port
+                        c.network.keyword()
                     ),
                 );
             }

@@ -43,16 +43,46 @@ pub fn unrepresentable(value: &str) -> Option<String> {
     None
 }
 
-fn needs_quotes(value: &str) -> bool {
-    value.is_empty()
-        || value.contains([' ', '\t'])
-        || value.starts_with(['"', '\''])
-        || value.starts_with('#')
+/// Why a string cannot be written as a token followed by more tokens on its line (a block name
+/// before `{`, the address before its device), or `None` if it can.
+///
+/// Piranha's tokenizer looks for a closing quote only from the first blank of the token on, so a
+/// quoted token that is not the last on its line must contain a blank: an empty name, or one that
+/// starts with a quote character and has no blank, cannot be written there.
+pub fn unrepresentable_inner(value: &str) -> Option<String> {
+    if let Some(problem) = unrepresentable(value) {
+        return Some(problem);
+    }
+    if needs_quotes(value) && !value.contains([' ', '\t']) {
+        return Some(if value.is_empty() {
+            "is empty".into()
+        } else {
+            "starts with a quote character and has no blank, which lvs.cf cannot quote here".into()
+        });
+    }
+    None
 }
 
-/// One value as an lvs.cf token, quoted when it has to be.
+fn needs_quotes(value: &str) -> bool {
+    value.is_empty() || value.contains([' ', '\t']) || value.starts_with(['"', '\''])
+}
+
+/// One value as an lvs.cf token, quoted when it has to be. The value is the last on its line.
 pub fn token(value: &str, field: impl FnOnce() -> String) -> Result<String, WriteError> {
-    if let Some(problem) = unrepresentable(value) {
+    quoted(value, unrepresentable(value), field)
+}
+
+/// A token followed by more on its line: a block name, the address of `address = IP DEVICE`.
+pub fn inner_token(value: &str, field: impl FnOnce() -> String) -> Result<String, WriteError> {
+    quoted(value, unrepresentable_inner(value), field)
+}
+
+fn quoted(
+    value: &str,
+    problem: Option<String>,
+    field: impl FnOnce() -> String,
+) -> Result<String, WriteError> {
+    if let Some(problem) = problem {
         return Err(WriteError {
             field: field(),
             problem,
@@ -132,7 +162,7 @@ pub fn to_string(c: &Config) -> Result<String, WriteError> {
     if let Some(nr) = &c.nat_router {
         let v = format!(
             "{} {}",
-            token(&nr.address.name, g("nat_router"))?,
+            inner_token(&nr.address.name, g("nat_router"))?,
             token(&nr.device, g("nat_router"))?
         );
         o.line(0, "nat_router", &v);
@@ -194,12 +224,12 @@ fn block(o: &mut Out, kind: &'static str, vs: &VirtualServer) -> Result<(), Writ
         move || format!("{kind} {name}: {k}")
     };
     let d = VirtualServer::new("");
-    let _ = writeln!(o.text, "{kind} {} {{", token(&vs.name, f("name"))?);
+    let _ = writeln!(o.text, "{kind} {} {{", inner_token(&vs.name, f("name"))?);
     o.line(5, "active", bool01(vs.active));
     if let Some(a) = &vs.address {
         let v = format!(
             "{} {}",
-            token(&a.address.name, f("address"))?,
+            inner_token(&a.address.name, f("address"))?,
             token(&a.device, f("address"))?
         );
         o.line(5, "address", &v);
@@ -260,14 +290,14 @@ fn block(o: &mut Out, kind: &'static str, vs: &VirtualServer) -> Result<(), Writ
         let mut v = String::from("[");
         for d in dirs {
             v.push(' ');
-            v.push_str(&token(d, f("dirs"))?);
+            v.push_str(&inner_token(d, f("dirs"))?);
         }
         v.push_str(" ]");
         o.line(5, "dirs", &v);
     }
     for rs in &vs.servers {
         let sf = || format!("{kind} {}: server {}", vs.name, rs.name);
-        let _ = writeln!(o.text, "     server {} {{", token(&rs.name, sf)?);
+        let _ = writeln!(o.text, "     server {} {{", inner_token(&rs.name, sf)?);
         if let Some(h) = &rs.address {
             o.line(9, "address", &token(&h.name, sf)?);
         }
@@ -380,6 +410,11 @@ mod tests {
         assert_eq!(t("say \"hi\"").unwrap(), "'say \"hi\"'");
         assert_eq!(t("").unwrap(), "\"\"");
         assert_eq!(t("'x").unwrap(), "\"'x\"");
+        assert_eq!(t("#x").unwrap(), "#x");
+        let i = |s: &str| inner_token(s, || "x".into());
+        assert_eq!(i("my web").unwrap(), "\"my web\"");
+        assert!(i("").is_err());
+        assert!(i("'x").is_err());
         assert!(t("a \"b\" 'c'").is_err());
         assert!(t("a\nb").is_err());
         assert_eq!(t("a\"b'c").unwrap(), "a\"b'c");

@@ -52,6 +52,15 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
     }
 }
 
+/// An OS error as C's strerror() says it, without Rust's " (os error N)".
+fn os_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 fn print_diagnostic(prog: &str, file: &Path, d: &Diagnostic) {
     match d.location.line {
         Some(line) => eprintln!(
@@ -86,7 +95,11 @@ fn main() -> ExitCode {
     let loaded = match lvs_config::load(&file, &SystemResolver::default()) {
         Ok(l) => l,
         Err(LoadError::Open(e)) => {
-            eprintln!("{prog}: failed to open {}: {e}", file.display());
+            eprintln!(
+                "{prog}: failed to open {}: {}",
+                file.display(),
+                os_error_text(&e)
+            );
             return ExitCode::from(1);
         }
         Err(LoadError::Syntax(e)) => {
