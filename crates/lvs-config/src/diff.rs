@@ -8,6 +8,8 @@
 
 use crate::model::*;
 use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 
 /// What changed between `old` and `new`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -190,9 +192,10 @@ fn global_changes(a: &Config, b: &Config) -> Vec<&'static str> {
     } ignoring { virtual_servers, failover_services })
 }
 
-/// Pairs items of `old` and `new`: first by equal names, then by equal keys, each at most once.
-/// Returns the pairs and the unpaired indices of each side.
-fn pair<T, K: PartialEq>(
+/// Pairs items of `old` and `new`: first by equal names, then by equal keys, each at most once
+/// (duplicates pair in order). Returns the pairs (sorted by new index) and the unpaired indices of
+/// each side. Linear in the number of items.
+fn pair<T, K: Hash + Eq>(
     old: &[T],
     new: &[T],
     name: impl Fn(&T) -> &str,
@@ -201,11 +204,23 @@ fn pair<T, K: PartialEq>(
     let mut old_used = vec![false; old.len()];
     let mut new_used = vec![false; new.len()];
     let mut pairs = Vec::new();
+    let mut by_name: HashMap<&str, VecDeque<usize>> = HashMap::new();
+    for (oi, o) in old.iter().enumerate() {
+        by_name.entry(name(o)).or_default().push_back(oi);
+    }
     for (ni, n) in new.iter().enumerate() {
-        if let Some(oi) = (0..old.len()).find(|&oi| !old_used[oi] && name(&old[oi]) == name(n)) {
+        if let Some(oi) = by_name.get_mut(name(n)).and_then(|q| q.pop_front()) {
             old_used[oi] = true;
             new_used[ni] = true;
             pairs.push((oi, ni));
+        }
+    }
+    let mut by_key: HashMap<K, VecDeque<usize>> = HashMap::new();
+    for (oi, o) in old.iter().enumerate() {
+        if !old_used[oi] {
+            if let Some(k) = key(o) {
+                by_key.entry(k).or_default().push_back(oi);
+            }
         }
     }
     for (ni, n) in new.iter().enumerate() {
@@ -213,9 +228,7 @@ fn pair<T, K: PartialEq>(
             continue;
         }
         let Some(k) = key(n) else { continue };
-        if let Some(oi) =
-            (0..old.len()).find(|&oi| !old_used[oi] && key(&old[oi]).as_ref() == Some(&k))
-        {
+        if let Some(oi) = by_key.get_mut(&k).and_then(|q| q.pop_front()) {
             old_used[oi] = true;
             new_used[ni] = true;
             pairs.push((oi, ni));

@@ -382,21 +382,30 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn count(n: usize, what: &str) -> String {
+            format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+        }
         write!(
             f,
-            "{} virtual servers ({} active, {} inactive), {} real servers ({} active, {} inactive)",
-            self.active_virtual + self.inactive_virtual,
+            "{} ({} active, {} inactive), {} ({} active, {} inactive)",
+            count(
+                self.active_virtual + self.inactive_virtual,
+                "virtual server"
+            ),
             self.active_virtual,
             self.inactive_virtual,
-            self.active_real + self.inactive_real,
+            count(self.active_real + self.inactive_real, "real server"),
             self.active_real,
             self.inactive_real
         )?;
         if self.active_failover + self.inactive_failover > 0 {
             write!(
                 f,
-                ", {} failover services ({} active, {} inactive)",
-                self.active_failover + self.inactive_failover,
+                ", {} ({} active, {} inactive)",
+                count(
+                    self.active_failover + self.inactive_failover,
+                    "failover service"
+                ),
                 self.active_failover,
                 self.inactive_failover
             )?;

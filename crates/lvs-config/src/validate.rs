@@ -482,6 +482,8 @@ impl Validator<'_> {
         let mut by_name: HashMap<&str, usize> = HashMap::new();
         let mut by_key: HashMap<ServiceKey, usize> = HashMap::new();
         let mut device_of: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
+        let mut address_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+        let mut fwmark_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
         for (i, vs) in blocks.iter().enumerate() {
             let b = Some((kind, i));
             if let Some(first) = by_name.insert(&vs.name, i) {
@@ -519,6 +521,28 @@ impl Validator<'_> {
                                 vs.name,
                                 other.name,
                                 if both { "" } else { " (not both active)" }
+                            ),
+                        );
+                    }
+                }
+            }
+            if kind == BlockKind::Virtual && vs.active {
+                if let Some(vip) = vs.vip() {
+                    let slot = (vip, vs.port);
+                    let (same, other_kind) = if vs.fwmark.is_some() {
+                        (&mut fwmark_at, &address_at)
+                    } else {
+                        (&mut address_at, &fwmark_at)
+                    };
+                    same.entry(slot).or_insert(i);
+                    if let Some(&j) = other_kind.get(&slot) {
+                        let (marked, plain) = if vs.fwmark.is_some() { (i, j) } else { (j, i) };
+                        self.warning(
+                            at(b, None, Some(if vs.fwmark.is_some() { "fwmark" } else { "port" })),
+                            format!(
+                                "fwmark virtual server `{}` and virtual server `{}` are both on {}:{}: traffic the firewall marks goes to `{}` and never reaches `{}`",
+                                blocks[marked].name, blocks[plain].name, vip, vs.port,
+                                blocks[marked].name, blocks[plain].name
                             ),
                         );
                     }

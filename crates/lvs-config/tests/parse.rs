@@ -601,4 +601,10 @@ fn summary_counts() {
         s.to_string(),
         "2 virtual servers (1 active, 1 inactive), 3 real servers (1 active, 2 inactive)"
     );
+    let one =
+        parse_ok("virtual a {\n active = 1\n server x {\n active = 1\n }\n}\nfailover f {\n}\n");
+    assert_eq!(
+        one.config.summary().to_string(),
+        "1 virtual server (1 active, 0 inactive), 1 real server (1 active, 0 inactive), 1 failover service (0 active, 1 inactive)"
+    );
 }

@@ -134,7 +134,7 @@ fn valid_files_pass_with_a_summary_line() {
             stdout.starts_with(&format!("{}: OK: ", file.display())),
             "{stdout}"
         );
-        assert!(stdout.contains(" virtual servers ("), "{stdout}");
+        assert!(stdout.contains(" virtual server"), "{stdout}");
         let dump = run(&["--dump-config"], &file);
         assert_eq!(dump.status.code(), Some(0));
         let json: serde_json::Value =
