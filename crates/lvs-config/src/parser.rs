@@ -146,6 +146,24 @@ impl<'a> Parser<'a> {
         Ok(None)
     }
 
+    /// The next statement inside a block, or `None` at its closing `}` (which must stand alone).
+    /// The end of the file inside a block is "unexpected end of file".
+    fn block_statement(&mut self) -> Result<Option<Statement>, SyntaxError> {
+        let Some(st) = self.next_statement()? else {
+            return Err(self.eof());
+        };
+        if st.tokens[0].is("}") {
+            if st.tokens.len() > 1 {
+                return Err(SyntaxError {
+                    code: ErrorCode::ExtraArgs,
+                    line: st.line,
+                });
+            }
+            return Ok(None);
+        }
+        Ok(Some(st))
+    }
+
     fn eof(&self) -> SyntaxError {
         SyntaxError {
             code: ErrorCode::Eof,
@@ -366,21 +384,12 @@ impl<'a> Parser<'a> {
             ..Default::default()
         });
         let mut vs = VirtualServer::new(name);
-        loop {
-            let Some(st) = self.next_statement()? else {
-                return Err(self.eof());
-            };
+        while let Some(st) = self.block_statement()? {
             let err = |code| SyntaxError {
                 code,
                 line: st.line,
             };
             let t = &st.tokens;
-            if t[0].is("}") {
-                if t.len() > 1 {
-                    return Err(err(ErrorCode::ExtraArgs));
-                }
-                break;
-            }
             let ctx = Ctx {
                 block: Some((kind, index)),
                 server: None,
@@ -510,21 +519,12 @@ impl<'a> Parser<'a> {
             });
         }
         let mut rs = RealServer::new(name, vs.port);
-        loop {
-            let Some(st) = self.next_statement()? else {
-                return Err(self.eof());
-            };
+        while let Some(st) = self.block_statement()? {
             let err = |code| SyntaxError {
                 code,
                 line: st.line,
             };
             let t = &st.tokens;
-            if t[0].is("}") {
-                if t.len() > 1 {
-                    return Err(err(ErrorCode::ExtraArgs));
-                }
-                break;
-            }
             let ctx = Ctx {
                 block: Some((kind, block)),
                 server: Some(index),

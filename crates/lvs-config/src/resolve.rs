@@ -21,6 +21,15 @@ pub fn is_valid_hostname(name: &str) -> bool {
         return false;
     }
     let name = name.strip_suffix('.').unwrap_or(name);
+    // A top-level label is never all digits (RFC 3696 §2): `300.1.1.1` is a bad address, not a
+    // name to look up.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
     !name.is_empty()
         && name.split('.').all(|label| {
             !label.is_empty()
@@ -160,6 +169,9 @@ mod tests {
         assert!(!is_valid_hostname("-x"));
         assert!(!is_valid_hostname("a..b"));
         assert!(!is_valid_hostname("192.168.1.1:80"));
+        assert!(!is_valid_hostname("300.1.1.1"));
+        assert!(!is_valid_hostname("10.0.0.1.2"));
+        assert!(is_valid_hostname("1and1.com"));
     }
 
     #[test]

@@ -608,3 +608,27 @@ fn summary_counts() {
         "1 virtual server (1 active, 0 inactive), 1 real server (1 active, 0 inactive), 1 failover service (0 active, 1 inactive)"
     );
 }
+
+#[test]
+fn json_form_round_trips() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../integration-tests/lvs.cf/valid"
+    );
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let c = parse(&bytes, &StaticResolver::standard()).unwrap().config;
+        let json = serde_json::to_string(&c).unwrap();
+        let back: Config = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 5);
+    let mut c = Config::default();
+    c.keepalive = Duration::from_millis(100);
+    c.deadtime = Duration::new(1, 5);
+    let back: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+}
