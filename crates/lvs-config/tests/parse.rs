@@ -626,9 +626,11 @@ fn json_form_round_trips() {
         n += 1;
     }
     assert!(n >= 5);
-    let mut c = Config::default();
-    c.keepalive = Duration::from_millis(100);
-    c.deadtime = Duration::new(1, 5);
+    let c = Config {
+        keepalive: Duration::from_millis(100),
+        deadtime: Duration::new(1, 5),
+        ..Config::default()
+    };
     let back: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
     assert_eq!(back, c);
 }
