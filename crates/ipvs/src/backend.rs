@@ -1,0 +1,63 @@
+//! One interface to an IPVS table, whatever holds it: the kernel (generic netlink) now, a
+//! userspace forwarder later. Callers (ipvsadm, lvsd, pulse) see only this trait.
+
+use crate::error::Result;
+use crate::model::*;
+
+/// A change to the table, for batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    AddService(Service),
+    EditService(Service),
+    DeleteService(ServiceId),
+    AddDestination(ServiceId, Destination),
+    EditDestination(ServiceId, Destination),
+    DeleteDestination(ServiceId, Destination),
+    Flush,
+    Zero(Option<ServiceId>),
+    SetTimeouts(Timeouts),
+    StartDaemon(Daemon),
+    StopDaemon(DaemonState),
+}
+
+/// A service with its destinations, as one listing returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub service: Service,
+    pub destinations: Vec<Destination>,
+}
+
+pub trait Backend {
+    /// Version and connection table size.
+    fn info(&mut self) -> Result<Info>;
+    /// Every service, in the backend's order (ipvsadm sorts for display).
+    fn services(&mut self) -> Result<Vec<Service>>;
+    /// One service; `No such service` when absent.
+    fn service(&mut self, id: &ServiceId) -> Result<Service>;
+    /// The destinations of a service, in the backend's order.
+    fn destinations(&mut self, id: &ServiceId) -> Result<Vec<Destination>>;
+    fn timeouts(&mut self) -> Result<Timeouts>;
+    fn daemons(&mut self) -> Result<Vec<Daemon>>;
+    /// Applies one change.
+    fn apply(&mut self, change: &Change) -> Result<()>;
+
+    /// Applies many changes, in order, as few round trips as the backend allows; one result per
+    /// change (a failed change does not stop the others).
+    fn apply_all(&mut self, changes: &[Change]) -> Vec<Result<()>> {
+        changes.iter().map(|c| self.apply(c)).collect()
+    }
+
+    /// Every service with its destinations.
+    fn table(&mut self) -> Result<Vec<ServiceEntry>> {
+        let services = self.services()?;
+        let mut out = Vec::with_capacity(services.len());
+        for service in services {
+            let destinations = self.destinations(&service.id)?;
+            out.push(ServiceEntry {
+                service,
+                destinations,
+            });
+        }
+        Ok(out)
+    }
+}

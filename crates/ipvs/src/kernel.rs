@@ -1,0 +1,325 @@
+//! The kernel backend: one generic netlink socket, the IPVS family resolved once, requests
+//! batched into as few `send`s as the kernel allows.
+
+use crate::backend::{Backend, Change};
+use crate::error::{self, Error, Operation, Result};
+use crate::model::*;
+use crate::netlink::{self, attr, cmd, IpvsMessage};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_packet_generic::GenlMessage;
+use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
+
+/// Requests are packed into sends of at most this many bytes, so that the acknowledgements of
+/// one send always fit the socket's receive buffer.
+const BATCH_BYTES: usize = 32 * 1024;
+const RECV_BUFFER: usize = 1 << 20;
+
+/// Replies to a set of requests: data messages and final status (0 or errno), by sequence number.
+type Collected = (Vec<(u32, IpvsMessage)>, Vec<(u32, i32)>);
+
+pub struct KernelBackend {
+    socket: Socket,
+    family_id: u16,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn os_errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(error::EIO)
+}
+
+impl KernelBackend {
+    /// Opens the IPVS family; if the kernel does not know it, loads `ip_vs` once (as ipvsadm
+    /// does) and tries again.
+    pub fn open() -> Result<KernelBackend> {
+        match Self::open_once() {
+            Ok(b) => Ok(b),
+            Err(_) => {
+                let _ = std::process::Command::new("/sbin/modprobe")
+                    .args(["-q", "--", "ip_vs"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                Self::open_once()
+            }
+        }
+    }
+
+    fn open_once() -> Result<KernelBackend> {
+        let init = |e: std::io::Error| Error::new(Operation::Init, os_errno(&e));
+        let mut socket = Socket::new(NETLINK_GENERIC).map_err(init)?;
+        socket.bind_auto().map_err(init)?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(init)?;
+        let _ = socket.set_cap_ack(true);
+        let _ = socket.set_rx_buf_sz(RECV_BUFFER);
+        let mut backend = KernelBackend {
+            socket,
+            family_id: 0,
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUFFER),
+        };
+        backend.family_id = backend.resolve_family()?;
+        Ok(backend)
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn resolve_family(&mut self) -> Result<u16> {
+        let mut genl = GenlMessage::from_payload(GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(netlink::FAMILY_NAME.to_string())],
+        });
+        genl.finalize();
+        let mut msg = NetlinkMessage::from(genl);
+        msg.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        msg.header.sequence_number = self.next_seq();
+        msg.finalize();
+        let mut bytes = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut bytes);
+        let fail = |errno| Error::new(Operation::Init, errno);
+        self.socket
+            .send(&bytes, 0)
+            .map_err(|e| fail(os_errno(&e)))?;
+        let mut family = None;
+        loop {
+            self.buf.clear();
+            self.socket
+                .recv(&mut self.buf, 0)
+                .map_err(|e| fail(os_errno(&e)))?;
+            let mut off = 0;
+            while off < self.buf.len() {
+                let m = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(&self.buf[off..])
+                    .map_err(|_| fail(error::EIO))?;
+                let len = (m.header.length as usize).max(16);
+                off += (len + 3) & !3;
+                match m.payload {
+                    NetlinkPayload::InnerMessage(g) => {
+                        for nla in g.payload.nlas {
+                            if let GenlCtrlAttrs::FamilyId(id) = nla {
+                                family = Some(id);
+                            }
+                        }
+                    }
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            // The family is unknown: IPVS is not in this kernel.
+                            Some(_) => Err(fail(error::ENOPROTOOPT)),
+                            None => family.ok_or_else(|| fail(error::ENOPROTOOPT)),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn encode(&mut self, msg: IpvsMessage, flags: u16) -> (u32, Vec<u8>) {
+        let mut genl = GenlMessage::from_payload(msg);
+        genl.set_resolved_family_id(self.family_id);
+        let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(genl));
+        let seq = self.next_seq();
+        nl.header.flags = flags;
+        nl.header.sequence_number = seq;
+        nl.finalize();
+        let mut bytes = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut bytes);
+        (seq, bytes)
+    }
+
+    /// Reads replies until every sequence number in `pending` has its final message (an ack, an
+    /// error or the end of a dump). Returns the data messages per sequence number and the status
+    /// per sequence number (0 or a positive errno).
+    fn collect(&mut self, pending: &[u32], op: Operation) -> Result<Collected> {
+        let mut data = Vec::new();
+        let mut status: Vec<(u32, i32)> = Vec::new();
+        while status.len() < pending.len() {
+            self.buf.clear();
+            self.socket
+                .recv(&mut self.buf, 0)
+                .map_err(|e| Error::new(op, os_errno(&e)))?;
+            let mut off = 0;
+            while off + 16 <= self.buf.len() {
+                let m = NetlinkMessage::<GenlMessage<IpvsMessage>>::deserialize(&self.buf[off..])
+                    .map_err(|e| Error::decode(op, e.to_string()))?;
+                let len = (m.header.length as usize).max(16);
+                off += (len + 3) & !3;
+                let seq = m.header.sequence_number;
+                if !pending.contains(&seq) {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::InnerMessage(g) => data.push((seq, g.payload)),
+                    NetlinkPayload::Error(e) => {
+                        status.push((seq, e.code.map(|c| -c.get()).unwrap_or(0)));
+                    }
+                    NetlinkPayload::Done(_) => status.push((seq, 0)),
+                    _ => {}
+                }
+            }
+        }
+        Ok((data, status))
+    }
+
+    /// One request that expects an ack (and possibly a reply message).
+    fn request(&mut self, msg: IpvsMessage, op: Operation) -> Result<Vec<IpvsMessage>> {
+        let (seq, bytes) = self.encode(msg, NLM_F_REQUEST | NLM_F_ACK);
+        self.socket
+            .send(&bytes, 0)
+            .map_err(|e| Error::new(op, os_errno(&e)))?;
+        let (data, status) = self.collect(&[seq], op)?;
+        match status.first() {
+            Some((_, 0)) | None => Ok(data.into_iter().map(|(_, m)| m).collect()),
+            Some((_, errno)) => Err(Error::new(op, *errno)),
+        }
+    }
+
+    /// A dump: every reply message until NLMSG_DONE.
+    fn dump(&mut self, msg: IpvsMessage, op: Operation) -> Result<Vec<IpvsMessage>> {
+        let (seq, bytes) = self.encode(msg, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP);
+        self.socket
+            .send(&bytes, 0)
+            .map_err(|e| Error::new(op, os_errno(&e)))?;
+        let (data, status) = self.collect(&[seq], op)?;
+        match status.first() {
+            Some((_, 0)) | None => Ok(data.into_iter().map(|(_, m)| m).collect()),
+            Some((_, errno)) => Err(Error::new(op, *errno)),
+        }
+    }
+}
+
+fn decode_err(op: Operation) -> impl Fn(netlink_packet_core::DecodeError) -> Error {
+    move |e| Error::decode(op, e.to_string())
+}
+
+impl Backend for KernelBackend {
+    fn info(&mut self) -> Result<Info> {
+        let op = Operation::GetInfo;
+        let replies = self.request(IpvsMessage::new(cmd::GET_INFO, vec![]), op)?;
+        let m = replies
+            .first()
+            .ok_or_else(|| Error::decode(op, "no reply to GET_INFO"))?;
+        netlink::info_from_message(m).map_err(decode_err(op))
+    }
+
+    fn services(&mut self) -> Result<Vec<Service>> {
+        let op = Operation::GetServices;
+        let replies = self.dump(IpvsMessage::new(cmd::GET_SERVICE, vec![]), op)?;
+        replies
+            .iter()
+            .map(|m| netlink::service_from_message(m).map_err(decode_err(op)))
+            .collect()
+    }
+
+    fn service(&mut self, id: &ServiceId) -> Result<Service> {
+        let op = Operation::GetService;
+        let req = IpvsMessage::new(
+            cmd::GET_SERVICE,
+            vec![netlink::Attr::nest(
+                attr::SERVICE,
+                &netlink::service_id_attrs(id),
+            )],
+        );
+        let replies = self.request(req, op)?;
+        let m = replies
+            .first()
+            .ok_or_else(|| Error::new(op, error::ESRCH))?;
+        netlink::service_from_message(m).map_err(decode_err(op))
+    }
+
+    fn destinations(&mut self, id: &ServiceId) -> Result<Vec<Destination>> {
+        let op = Operation::GetDestinations;
+        let req = IpvsMessage::new(
+            cmd::GET_DEST,
+            vec![netlink::Attr::nest(
+                attr::SERVICE,
+                &netlink::service_id_attrs(id),
+            )],
+        );
+        let family = id.family();
+        self.dump(req, op)?
+            .iter()
+            .map(|m| netlink::dest_from_message(m, family).map_err(decode_err(op)))
+            .collect()
+    }
+
+    fn timeouts(&mut self) -> Result<Timeouts> {
+        let op = Operation::GetTimeouts;
+        let replies = self.request(IpvsMessage::new(cmd::GET_CONFIG, vec![]), op)?;
+        let m = replies
+            .first()
+            .ok_or_else(|| Error::decode(op, "no reply to GET_CONFIG"))?;
+        netlink::timeouts_from_message(m).map_err(decode_err(op))
+    }
+
+    fn daemons(&mut self) -> Result<Vec<Daemon>> {
+        let op = Operation::GetDaemons;
+        self.dump(IpvsMessage::new(cmd::GET_DAEMON, vec![]), op)?
+            .iter()
+            .map(|m| netlink::daemon_from_message(m).map_err(decode_err(op)))
+            .collect()
+    }
+
+    fn apply(&mut self, change: &Change) -> Result<()> {
+        let op = netlink::change_operation(change);
+        self.request(netlink::change_message(change), op)
+            .map(|_| ())
+    }
+
+    /// Many requests per `send`: the kernel processes the messages of one send in order and
+    /// answers each with its own acknowledgement.
+    fn apply_all(&mut self, changes: &[Change]) -> Vec<Result<()>> {
+        let mut results: Vec<Result<()>> = Vec::with_capacity(changes.len());
+        let mut start = 0;
+        while start < changes.len() {
+            let mut batch = Vec::new();
+            let mut seqs = Vec::new();
+            let mut end = start;
+            while end < changes.len() && (batch.is_empty() || batch.len() < BATCH_BYTES) {
+                let (seq, bytes) = self.encode(
+                    netlink::change_message(&changes[end]),
+                    NLM_F_REQUEST | NLM_F_ACK,
+                );
+                batch.extend_from_slice(&bytes);
+                seqs.push(seq);
+                end += 1;
+            }
+            let outcome = self
+                .socket
+                .send(&batch, 0)
+                .map_err(|e| os_errno(&e))
+                .and_then(|_| self.collect(&seqs, Operation::Flush).map_err(|e| e.errno));
+            match outcome {
+                Ok((_, status)) => {
+                    for (i, seq) in seqs.iter().enumerate() {
+                        let op = netlink::change_operation(&changes[start + i]);
+                        let errno = status
+                            .iter()
+                            .find(|(s, _)| s == seq)
+                            .map(|(_, e)| *e)
+                            .unwrap_or(error::EIO);
+                        results.push(if errno == 0 {
+                            Ok(())
+                        } else {
+                            Err(Error::new(op, errno))
+                        });
+                    }
+                }
+                Err(errno) => {
+                    for c in &changes[start..end] {
+                        results.push(Err(Error::new(netlink::change_operation(c), errno)));
+                    }
+                }
+            }
+            start = end;
+        }
+        results
+    }
+}
