@@ -1,7 +1,7 @@
 //! The kernel backend: one generic netlink socket, the IPVS family resolved once, requests
 //! batched into as few `send`s as the kernel allows.
 
-use crate::backend::{Backend, Change};
+use crate::backend::{Backend, Change, ServiceEntry};
 use crate::error::{self, Error, Operation, Result};
 use crate::model::*;
 use crate::netlink::{self, attr, cmd, IpvsMessage};
@@ -17,6 +17,12 @@ use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 /// one send always fit the socket's receive buffer.
 const BATCH_BYTES: usize = 32 * 1024;
 const RECV_BUFFER: usize = 1 << 20;
+/// An upper estimate of one change request's size, to cut batches.
+const MESSAGE_ESTIMATE: usize = 200;
+/// Destination dumps run on this many sockets in parallel for large tables.
+const DUMP_THREADS: usize = 4;
+/// Below this many services a listing uses one socket.
+const PARALLEL_THRESHOLD: usize = 64;
 
 /// Replies to a set of requests: data messages and final status (0 or errno), by sequence number.
 type Collected = (Vec<(u32, IpvsMessage)>, Vec<(u32, i32)>);
@@ -48,6 +54,22 @@ impl KernelBackend {
                 Self::open_once()
             }
         }
+    }
+
+    /// Another socket for the same family (no look-up).
+    fn sibling(&self) -> Result<KernelBackend> {
+        let init = |e: std::io::Error| Error::new(Operation::Init, os_errno(&e));
+        let mut socket = Socket::new(NETLINK_GENERIC).map_err(init)?;
+        socket.bind_auto().map_err(init)?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(init)?;
+        let _ = socket.set_cap_ack(true);
+        let _ = socket.set_rx_buf_sz(RECV_BUFFER);
+        Ok(KernelBackend {
+            socket,
+            family_id: self.family_id,
+            seq: 0,
+            buf: Vec::with_capacity(64 * 1024),
+        })
     }
 
     fn open_once() -> Result<KernelBackend> {
@@ -138,9 +160,28 @@ impl KernelBackend {
     /// error or the end of a dump). Returns the data messages per sequence number and the status
     /// per sequence number (0 or a positive errno).
     fn collect(&mut self, pending: &[u32], op: Operation) -> Result<Collected> {
+        self.collect_inner(pending, None, op)
+    }
+
+    /// Like [`collect`](Self::collect), but done as soon as `last` has its final message (the
+    /// other requests asked for no acknowledgement and are answered only if they failed).
+    fn collect_until(&mut self, pending: &[u32], last: u32, op: Operation) -> Result<Collected> {
+        self.collect_inner(pending, Some(last), op)
+    }
+
+    fn collect_inner(
+        &mut self,
+        pending: &[u32],
+        last: Option<u32>,
+        op: Operation,
+    ) -> Result<Collected> {
         let mut data = Vec::new();
         let mut status: Vec<(u32, i32)> = Vec::new();
-        while status.len() < pending.len() {
+        let done = |status: &Vec<(u32, i32)>| match last {
+            Some(l) => status.iter().any(|(s, _)| *s == l),
+            None => status.len() >= pending.len(),
+        };
+        while !done(&status) {
             self.buf.clear();
             self.socket
                 .recv(&mut self.buf, 0)
@@ -267,6 +308,70 @@ impl Backend for KernelBackend {
             .collect()
     }
 
+    /// Services, then their destinations: the kernel answers one dump per socket at a time and
+    /// wants one dump per service, so large tables are dumped on several sockets in parallel.
+    fn table(&mut self) -> Result<Vec<ServiceEntry>> {
+        let services = self.services()?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, DUMP_THREADS);
+        if services.len() < PARALLEL_THRESHOLD || threads == 1 {
+            let mut out = Vec::with_capacity(services.len());
+            for service in services {
+                let destinations = self.destinations(&service.id)?;
+                out.push(ServiceEntry {
+                    service,
+                    destinations,
+                });
+            }
+            return Ok(out);
+        }
+        let mut sockets = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            sockets.push(self.sibling()?);
+        }
+        let chunk = services.len().div_ceil(threads);
+        let ids: Vec<ServiceId> = services.iter().map(|s| s.id).collect();
+        let results: Vec<Result<Vec<Vec<Destination>>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sockets
+                .into_iter()
+                .zip(ids.chunks(chunk))
+                .map(|(mut socket, part)| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|id| socket.destinations(id))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::decode(
+                            Operation::GetDestinations,
+                            "a listing thread failed",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(services.len());
+        let mut services = services.into_iter();
+        for part in results {
+            for destinations in part? {
+                if let Some(service) = services.next() {
+                    out.push(ServiceEntry {
+                        service,
+                        destinations,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn apply(&mut self, change: &Change) -> Result<()> {
         let op = netlink::change_operation(change);
         self.request(netlink::change_message(change), op)
@@ -282,20 +387,34 @@ impl Backend for KernelBackend {
             let mut batch = Vec::new();
             let mut seqs = Vec::new();
             let mut end = start;
-            while end < changes.len() && (batch.is_empty() || batch.len() < BATCH_BYTES) {
-                let (seq, bytes) = self.encode(
-                    netlink::change_message(&changes[end]),
-                    NLM_F_REQUEST | NLM_F_ACK,
-                );
+            while end < changes.len()
+                && (end == start || (end - start) * MESSAGE_ESTIMATE < BATCH_BYTES)
+            {
+                end += 1;
+            }
+            // Only the last request of a send asks for an acknowledgement: the kernel answers
+            // every failed request anyway (with its sequence number), and processes the requests
+            // of one send in order, so the last ack means every earlier answer has been sent.
+            // This saves one receive per request.
+            for (i, change) in changes.iter().enumerate().take(end).skip(start) {
+                let flags = if i + 1 == end {
+                    NLM_F_REQUEST | NLM_F_ACK
+                } else {
+                    NLM_F_REQUEST
+                };
+                let (seq, bytes) = self.encode(netlink::change_message(change), flags);
                 batch.extend_from_slice(&bytes);
                 seqs.push(seq);
-                end += 1;
             }
             let outcome = self
                 .socket
                 .send(&batch, 0)
                 .map_err(|e| os_errno(&e))
-                .and_then(|_| self.collect(&seqs, Operation::Flush).map_err(|e| e.errno));
+                .and_then(|_| {
+                    let last = seqs[seqs.len() - 1];
+                    self.collect_until(&seqs, last, Operation::Flush)
+                        .map_err(|e| e.errno)
+                });
             match outcome {
                 Ok((_, status)) => {
                     for (i, seq) in seqs.iter().enumerate() {
@@ -304,7 +423,8 @@ impl Backend for KernelBackend {
                             .iter()
                             .find(|(s, _)| s == seq)
                             .map(|(_, e)| *e)
-                            .unwrap_or(error::EIO);
+                            // No answer to a request that asked for none means success.
+                            .unwrap_or(0);
                         results.push(if errno == 0 {
                             Ok(())
                         } else {
