@@ -205,7 +205,7 @@ class Runner:
         "No daemon is running"); then the table is checked empty, in the same process count as
         one command."""
         script = ("--stop-daemon master\n--stop-daemon backup\n-C\n--set "
-                  + " ".join(KERNEL_DEFAULT_TIMEOUTS) + "\n-Sn\n--timeout\n")
+                  + " ".join(KERNEL_DEFAULT_TIMEOUTS) + "\n-Sn\n-L --timeout\n")
         r = subprocess.run([self.reference, "-R"], env=self.env("REF"), input=script.encode(),
                            capture_output=True, timeout=COMMAND_TIMEOUT)
         expected = ("Timeout (tcp tcpfin udp): " + " ".join(KERNEL_DEFAULT_TIMEOUTS) + "\n").encode()

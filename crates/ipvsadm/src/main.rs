@@ -13,6 +13,12 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 fn main() {
+    // Like a C program, die by SIGPIPE when the reader of stdout goes away (`ipvsadm -Ln | head`):
+    // the Rust runtime ignores SIGPIPE, which would turn it into an error and exit status 0.
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
