@@ -1,7 +1,7 @@
 //! The kernel backend: one generic netlink socket, the IPVS family resolved once, requests
 //! batched into as few `send`s as the kernel allows.
 
-use crate::backend::{Backend, Change, ServiceEntry};
+use crate::backend::{Backend, Change};
 use crate::error::{self, Error, Operation, Result};
 use crate::model::*;
 use crate::netlink::{self, attr, cmd, IpvsMessage};
@@ -19,10 +19,6 @@ const BATCH_BYTES: usize = 32 * 1024;
 const RECV_BUFFER: usize = 1 << 20;
 /// An upper estimate of one change request's size, to cut batches.
 const MESSAGE_ESTIMATE: usize = 200;
-/// Destination dumps run on this many sockets in parallel for large tables.
-const DUMP_THREADS: usize = 4;
-/// Below this many services a listing uses one socket.
-const PARALLEL_THRESHOLD: usize = 64;
 
 /// Replies to a set of requests: data messages and final status (0 or errno), by sequence number.
 type Collected = (Vec<(u32, IpvsMessage)>, Vec<(u32, i32)>);
@@ -54,22 +50,6 @@ impl KernelBackend {
                 Self::open_once()
             }
         }
-    }
-
-    /// Another socket for the same family (no look-up).
-    fn sibling(&self) -> Result<KernelBackend> {
-        let init = |e: std::io::Error| Error::new(Operation::Init, os_errno(&e));
-        let mut socket = Socket::new(NETLINK_GENERIC).map_err(init)?;
-        socket.bind_auto().map_err(init)?;
-        socket.connect(&SocketAddr::new(0, 0)).map_err(init)?;
-        let _ = socket.set_cap_ack(true);
-        let _ = socket.set_rx_buf_sz(RECV_BUFFER);
-        Ok(KernelBackend {
-            socket,
-            family_id: self.family_id,
-            seq: 0,
-            buf: Vec::with_capacity(64 * 1024),
-        })
     }
 
     fn open_once() -> Result<KernelBackend> {
@@ -306,70 +286,6 @@ impl Backend for KernelBackend {
             .iter()
             .map(|m| netlink::daemon_from_message(m).map_err(decode_err(op)))
             .collect()
-    }
-
-    /// Services, then their destinations: the kernel answers one dump per socket at a time and
-    /// wants one dump per service, so large tables are dumped on several sockets in parallel.
-    fn table(&mut self) -> Result<Vec<ServiceEntry>> {
-        let services = self.services()?;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, DUMP_THREADS);
-        if services.len() < PARALLEL_THRESHOLD || threads == 1 {
-            let mut out = Vec::with_capacity(services.len());
-            for service in services {
-                let destinations = self.destinations(&service.id)?;
-                out.push(ServiceEntry {
-                    service,
-                    destinations,
-                });
-            }
-            return Ok(out);
-        }
-        let mut sockets = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            sockets.push(self.sibling()?);
-        }
-        let chunk = services.len().div_ceil(threads);
-        let ids: Vec<ServiceId> = services.iter().map(|s| s.id).collect();
-        let results: Vec<Result<Vec<Vec<Destination>>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = sockets
-                .into_iter()
-                .zip(ids.chunks(chunk))
-                .map(|(mut socket, part)| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|id| socket.destinations(id))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::decode(
-                            Operation::GetDestinations,
-                            "a listing thread failed",
-                        ))
-                    })
-                })
-                .collect()
-        });
-        let mut out = Vec::with_capacity(services.len());
-        let mut services = services.into_iter();
-        for part in results {
-            for destinations in part? {
-                if let Some(service) = services.next() {
-                    out.push(ServiceEntry {
-                        service,
-                        destinations,
-                    });
-                }
-            }
-        }
-        Ok(out)
     }
 
     fn apply(&mut self, change: &Change) -> Result<()> {
