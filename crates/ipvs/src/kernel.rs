@@ -191,20 +191,21 @@ impl KernelBackend {
 
     /// One request that expects an ack (and possibly a reply message).
     fn request(&mut self, msg: IpvsMessage, op: Operation) -> Result<Vec<IpvsMessage>> {
-        let (seq, bytes) = self.encode(msg, NLM_F_REQUEST | NLM_F_ACK);
-        self.socket
-            .send(&bytes, 0)
-            .map_err(|e| Error::new(op, os_errno(&e)))?;
-        let (data, status) = self.collect(&[seq], op)?;
-        match status.first() {
-            Some((_, 0)) | None => Ok(data.into_iter().map(|(_, m)| m).collect()),
-            Some((_, errno)) => Err(Error::new(op, *errno)),
-        }
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK, op)
     }
 
     /// A dump: every reply message until NLMSG_DONE.
     fn dump(&mut self, msg: IpvsMessage, op: Operation) -> Result<Vec<IpvsMessage>> {
-        let (seq, bytes) = self.encode(msg, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP);
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP, op)
+    }
+
+    fn exchange(
+        &mut self,
+        msg: IpvsMessage,
+        flags: u16,
+        op: Operation,
+    ) -> Result<Vec<IpvsMessage>> {
+        let (seq, bytes) = self.encode(msg, flags);
         self.socket
             .send(&bytes, 0)
             .map_err(|e| Error::new(op, os_errno(&e)))?;
