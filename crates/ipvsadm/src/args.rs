@@ -800,69 +800,9 @@ fn str_is_digit(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// strtoul(base 0) from `b[i]` (a digit): (value, end), None on overflow.
-fn strtoul0(b: &[u8], mut i: usize) -> Option<(u64, usize)> {
-    let (base, digits_from) = if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X')) {
-        if b.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit()) {
-            (16, i + 2)
-        } else {
-            // "0x" without hex digits: just the "0".
-            return Some((0, i + 1));
-        }
-    } else if b[i] == b'0' {
-        (8, i)
-    } else {
-        (10, i)
-    };
-    i = digits_from;
-    let mut v: u64 = 0;
-    while i < b.len() {
-        let d = match (b[i] as char).to_digit(base) {
-            Some(d) => d,
-            None => break,
-        };
-        v = v.checked_mul(u64::from(base))?.checked_add(u64::from(d))?;
-        i += 1;
-    }
-    Some((v, i))
-}
-
-/// glibc `inet_aton`: a, a.b, a.b.c, a.b.c.d; decimal, octal or hex parts; trailing
-/// whitespace and anything after it ignored.
+/// glibc `inet_aton` (the suite has one implementation, in the lvs.cf lexer).
 pub(crate) fn inet_aton(s: &str) -> Option<Ipv4Addr> {
-    let b = s.as_bytes();
-    let mut parts: Vec<u64> = Vec::new();
-    let mut i = 0;
-    let last;
-    loop {
-        if i >= b.len() || !b[i].is_ascii_digit() {
-            return None;
-        }
-        let (val, end) = strtoul0(b, i)?;
-        i = end;
-        if i < b.len() && b[i] == b'.' {
-            if parts.len() > 2 || val > 0xff {
-                return None;
-            }
-            parts.push(val);
-            i += 1;
-        } else {
-            last = val;
-            break;
-        }
-    }
-    if i < b.len() && !is_c_space(b[i]) {
-        return None;
-    }
-    let max: u64 = [0xffff_ffff, 0xff_ffff, 0xffff, 0xff][parts.len()];
-    if last > max {
-        return None;
-    }
-    let mut v = last as u32;
-    for (k, p) in parts.iter().enumerate() {
-        v |= (*p as u32) << (24 - 8 * k);
-    }
-    Some(Ipv4Addr::from(v))
+    lvs_config::lexer::inet_aton(s.as_bytes())
 }
 
 /// A parsed `host[:port]` (`parse_service`'s SERVICE_ADDR, with SERVICE_PORT when `port` is set).

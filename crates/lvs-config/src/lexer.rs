@@ -222,6 +222,8 @@ pub fn inet_aton(tok: &[u8]) -> Option<std::net::Ipv4Addr> {
                 (10, i)
             };
         let mut value: u64 = 0;
+        // glibc wants at least one digit: `0x` alone is not a number (`0` is, as octal).
+        let mut digits = base == 8;
         i = start;
         while i < tok.len() {
             let c = tok[i];
@@ -238,7 +240,11 @@ pub fn inet_aton(tok: &[u8]) -> Option<std::net::Ipv4Addr> {
             if value > u32::MAX as u64 {
                 return None;
             }
+            digits = true;
             i += 1;
+        }
+        if !digits {
+            return None;
         }
         if i < tok.len() && tok[i] == b'.' {
             if parts.len() >= 3 || value > 0xff {
@@ -368,5 +374,8 @@ mod tests {
         assert_eq!(a("abc"), None);
         assert_eq!(a(""), None);
         assert_eq!(a("1.2.3.4x"), None);
+        assert_eq!(a("0x"), None);
+        assert_eq!(a("0x.1"), None);
+        assert_eq!(a("0"), Some("0.0.0.0".into()));
     }
 }
