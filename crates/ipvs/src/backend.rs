@@ -60,4 +60,11 @@ pub trait Backend {
         }
         Ok(out)
     }
+
+    /// Like [`table`](Self::table), for listings that print no destination statistics: a
+    /// backend may leave destinations' `stats` zero if that makes the listing faster. Every
+    /// other field is as `table` gives it.
+    fn table_brief(&mut self) -> Result<Vec<ServiceEntry>> {
+        self.table()
+    }
 }

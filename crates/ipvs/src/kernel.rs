@@ -1,10 +1,11 @@
 //! The kernel backend: one generic netlink socket, the IPVS family resolved once, requests
 //! batched into as few `send`s as the kernel allows.
 
-use crate::backend::{Backend, Change};
+use crate::backend::{Backend, Change, ServiceEntry};
 use crate::error::{self, Error, Operation, Result};
 use crate::model::*;
 use crate::netlink::{self, attr, cmd, IpvsMessage};
+use crate::sockopt;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
@@ -12,6 +13,9 @@ use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::GenlMessage;
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Requests are packed into sends of at most this many bytes, so that the acknowledgements of
 /// one send always fit the socket's receive buffer.
@@ -28,6 +32,9 @@ pub struct KernelBackend {
     family_id: u16,
     seq: u32,
     buf: Vec<u8>,
+    /// The raw socket for the old `getsockopt` interface: `None` until first needed,
+    /// `Some(None)` if it cannot be had (then everything goes through netlink).
+    legacy: Option<Option<OwnedFd>>,
 }
 
 fn os_errno(e: &std::io::Error) -> i32 {
@@ -64,6 +71,7 @@ impl KernelBackend {
             family_id: 0,
             seq: 0,
             buf: Vec::with_capacity(RECV_BUFFER),
+            legacy: None,
         };
         backend.family_id = backend.resolve_family()?;
         Ok(backend)
@@ -217,6 +225,75 @@ impl KernelBackend {
     }
 }
 
+impl KernelBackend {
+    fn legacy_fd(&mut self) -> Option<i32> {
+        let fd = self.legacy.get_or_insert_with(|| {
+            // SAFETY: plain socket(2); the descriptor is owned from here on.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_INET,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::IPPROTO_RAW,
+                )
+            };
+            // SAFETY: a fresh descriptor nobody else owns.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        });
+        fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// `getsockopt(IPPROTO_IP, opt)` with `buf` as both request and reply.
+    fn legacy_get(&mut self, opt: i32, buf: &mut [u8]) -> Option<()> {
+        let fd = self.legacy_fd()?;
+        let mut len = libc::socklen_t::try_from(buf.len()).ok()?;
+        // SAFETY: `buf` is valid for `len` bytes; the kernel writes at most that many.
+        let r = unsafe {
+            libc::getsockopt(fd, libc::IPPROTO_IP, opt, buf.as_mut_ptr().cast(), &mut len)
+        };
+        (r == 0).then_some(())
+    }
+
+    /// The destination count of every IPv4 service, in two system calls; `None` if the old
+    /// interface is not available.
+    fn legacy_counts(&mut self) -> Option<HashMap<sockopt::Key, u32>> {
+        let mut info = [0u8; sockopt::INFO_LEN];
+        self.legacy_get(sockopt::GET_INFO, &mut info)?;
+        let n = sockopt::info_num_services(&info)?;
+        let mut buf = sockopt::services_request(n);
+        self.legacy_get(sockopt::GET_SERVICES, &mut buf)?;
+        Some(sockopt::services_reply(&buf).into_iter().collect())
+    }
+
+    /// A service's destinations in one system call, if the old interface gives exactly what
+    /// netlink would: all `count` of them, none a tunnel (whose type and port only netlink has).
+    fn legacy_dests(&mut self, key: &sockopt::Key, count: u32) -> Option<Vec<Destination>> {
+        if count == 0 {
+            return Some(Vec::new());
+        }
+        let mut buf = sockopt::dests_request(key, count);
+        self.legacy_get(sockopt::GET_DESTS, &mut buf)?;
+        let dests = sockopt::dests_reply(&buf)?;
+        let complete = dests.len() == count as usize
+            && dests.iter().all(|d| d.forward != ForwardMethod::Tunnel);
+        complete.then_some(dests)
+    }
+}
+
+fn legacy_key(id: &ServiceId) -> Option<sockopt::Key> {
+    match id {
+        ServiceId::Address {
+            protocol,
+            addr: IpAddr::V4(a),
+            port,
+        } => Some(sockopt::Key::address(*protocol, *a, *port)),
+        ServiceId::Fwmark {
+            family: Family::Inet,
+            mark,
+        } => Some(sockopt::Key::Fwmark(*mark)),
+        _ => None,
+    }
+}
+
 fn decode_err(op: Operation) -> impl Fn(netlink_packet_core::DecodeError) -> Error {
     move |e| Error::decode(op, e.to_string())
 }
@@ -270,6 +347,38 @@ impl Backend for KernelBackend {
             .iter()
             .map(|m| netlink::dest_from_message(m, family).map_err(decode_err(op)))
             .collect()
+    }
+
+    /// Services from one netlink dump; the destinations of IPv4 services from the old
+    /// `getsockopt` interface (one system call per service instead of a dump's three), checked
+    /// against each service's destination count; anything it cannot give exactly (IPv6, tunnel
+    /// destinations, a table changing under us) comes from netlink as in [`Backend::table`].
+    fn table_brief(&mut self) -> Result<Vec<ServiceEntry>> {
+        let services = self.services()?;
+        let counts = if services.iter().any(|s| legacy_key(&s.id).is_some()) {
+            self.legacy_counts()
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(services.len());
+        for service in services {
+            let quick = match (&counts, legacy_key(&service.id)) {
+                (Some(counts), Some(key)) => counts
+                    .get(&key)
+                    .copied()
+                    .and_then(|n| self.legacy_dests(&key, n)),
+                _ => None,
+            };
+            let destinations = match quick {
+                Some(d) => d,
+                None => self.destinations(&service.id)?,
+            };
+            out.push(ServiceEntry {
+                service,
+                destinations,
+            });
+        }
+        Ok(out)
     }
 
     fn timeouts(&mut self) -> Result<Timeouts> {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod kernel;
 pub mod model;
 pub mod netlink;
+pub mod sockopt;
 
 pub use backend::{Backend, Change, ServiceEntry};
 pub use error::{Error, Operation, Result};

@@ -119,7 +119,13 @@ fn list(l: &List, backend: &mut dyn Backend, ctx: &mut Ctx) -> Flow {
                 Ok(i) => i,
                 Err(e) => return list_failure(ctx, &e),
             };
-            let table = match backend.table() {
+            // Destination statistics are printed only with --stats and --rate.
+            let table = if opts.stats || opts.rate {
+                backend.table()
+            } else {
+                backend.table_brief()
+            };
+            let table = match table {
                 Ok(t) => t,
                 Err(e) => return list_failure(ctx, &e),
             };
@@ -175,7 +181,7 @@ pub fn report(result: &ipvs::Result<()>, ctx: &mut Ctx) -> i32 {
 pub fn execute(cmd: &Command, backend: &mut dyn Backend, ctx: &mut Ctx) -> Flow {
     match cmd {
         Command::List(l) => list(l, backend, ctx),
-        Command::Save { numeric } => match backend.table() {
+        Command::Save { numeric } => match backend.table_brief() {
             Ok(t) => {
                 ctx.print(&format::save(&t, *numeric));
                 Flow::Done(0)

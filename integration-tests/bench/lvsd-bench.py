@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""lvsd benchmark, run INSIDE the real-kernel VM:
+
+    VM_MEMORY=6G VM_ENV="SERVICES" SERVICES=1000 \\
+        integration-tests/vm/run integration-tests/bench/lvsd-bench.py
+
+A config of SERVICES virtual servers x 4 real servers (nannies: the real nanny, checking real
+servers that do not exist: the VM has no route to them, so every check fails at once and no real
+server ever enters the table).
+
+1. Piranha's way: one `/usr/sbin/ipvsadm -A -t VIP:80 -s wlc` process per service (what Piranha's
+   lvsd ran, fork + exec each), timed.
+2. lvsd start: time from launching lvsd until it says every virtual service is in the kernel
+   (and `ipvsadm -Ln` agrees), beside step 1, as a ratio. Target: under 1 s.
+3. Reload with one virtual server changed (its scheduler): time from SIGHUP until lvsd says the
+   reload is done; the kernel requests lvsd made; `ipvsadm -Ln` before/after differs in that one
+   service's line only. Target: under 100 ms, only that service touched. Then the same with one
+   virtual server added.
+4. SIGTERM: time until lvsd has exited with every service removed.
+
+Python standard library only. Prints a table, also saved to target/vm-out/bench-lvsd.txt.
+"""
+import difflib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LVSD = os.environ.get("LVSD", os.path.join(REPO, "target/release/lvsd"))
+NANNY = os.environ.get("NANNY", os.path.join(REPO, "target/release/nanny"))
+IPVSADM = "/usr/sbin/ipvsadm"
+N = int(os.environ.get("SERVICES", "1000"))
+OUT = os.path.join(REPO, "target/vm-out")
+WORK = "/tmp/lvsd-bench"
+CFG = os.path.join(WORK, "lvs.cf")
+
+
+def progress(msg):
+    print(f"lvsd-bench: {msg}", file=sys.stderr, flush=True)
+
+
+def vip(i):
+    return f"10.{i // 250}.{i % 250 + 1}.1"
+
+
+def config(changed=None, added=False):
+    out = ["network = nat", "hard_shutdown = 1"]
+    for i in range(N + (1 if added else 0)):
+        sched = "rr" if i == changed else "wlc"
+        out.append(f"virtual vs{i} {{\n     active = 1\n     address = {vip(i)} eth0:1\n     port = 80\n"
+                   f"     scheduler = {sched}\n     client_monitor = {NANNY}")
+        for r in range(1, 5):
+            out.append(f"     server rs{r} {{\n         address = 192.168.{r}.{i % 250 + 1}\n"
+                       f"         active = 1\n         weight = {r}\n     }}")
+        out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def write(text):
+    with open(CFG + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(CFG + ".tmp", CFG)
+
+
+def listing():
+    return subprocess.run([IPVSADM, "-Ln"], capture_output=True, text=True, check=True).stdout
+
+
+def services_in_kernel():
+    return sum(1 for l in listing().splitlines() if l.startswith(("TCP", "UDP", "FWM")))
+
+
+class Log:
+    """lvsd's stdout, read as it comes, each line with the time it arrived."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.lines = []
+        self.buf = b""
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    def pump(self):
+        while True:
+            try:
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            now = time.monotonic()
+            self.buf += chunk
+            *full, self.buf = self.buf.split(b"\n")
+            self.lines.extend((now, l.decode(errors="replace")) for l in full)
+
+    def wait(self, pattern, start=0, timeout=300):
+        rx = re.compile(pattern)
+        t0 = time.monotonic()
+        i = start
+        while True:
+            self.pump()
+            while i < len(self.lines):
+                if rx.search(self.lines[i][1]):
+                    return self.lines[i]
+                i += 1
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"no line matching {pattern!r} in {timeout}s")
+            time.sleep(0.002)
+
+    def count(self, text):
+        self.pump()
+        return sum(1 for _, l in self.lines if text in l)
+
+
+def save(log):
+    log.pump()
+    with open(os.path.join(OUT, "bench-lvsd.log"), "w") as f:
+        f.write("\n".join(l for _, l in log.lines) + "\n")
+
+
+def main():
+    if "virtme_" not in open("/proc/cmdline").read():
+        print("lvsd-bench: not inside the VM; refusing to run", file=sys.stderr)
+        return 2
+    os.makedirs(WORK, exist_ok=True)
+    rows = []
+    ok = True
+    subprocess.run([IPVSADM, "-C"], check=True)
+
+    # 1. Piranha's way.
+    progress(f"Piranha's way: {N} ipvsadm -A processes")
+    t0 = time.monotonic()
+    for i in range(N):
+        subprocess.run([IPVSADM, "-A", "-t", f"{vip(i)}:80", "-s", "wlc"], check=True)
+    piranha = time.monotonic() - t0
+    assert services_in_kernel() == N
+    subprocess.run([IPVSADM, "-C"], check=True)
+
+    # 2. lvsd start.
+    progress(f"Piranha's way took {piranha:.1f} s; starting lvsd")
+    write(config())
+    t0 = time.monotonic()
+    proc = subprocess.Popen([LVSD, "-n", "-c", CFG, "--repair-interval", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = Log(proc)
+    t_in, line = log.wait(r"virtual services in the kernel")
+    start = t_in - t0
+    self_ms = re.search(r"([\d.]+) ms after start", line).group(1)
+    in_kernel = services_in_kernel()
+    ok &= in_kernel == N and start < 1.0
+    rows.append(("start: all virtual services in the kernel", f"{piranha * 1000:.0f} ms",
+                 f"{start * 1000:.0f} ms (lvsd: {self_ms} ms)", f"{piranha / start:.0f}x",
+                 f"{in_kernel}/{N} services; target < 1 s: {'met' if start < 1.0 else 'NOT met'}"))
+    # Every nanny started, every real server settled (timeout 10 s + 2 s), so the reload is
+    # measured on a quiet daemon.
+    progress(f"services in the kernel after {start * 1000:.0f} ms; waiting for {4 * N} nannies")
+    t_spawn0 = time.monotonic()
+    while log.count("create_monitor for") < 4 * N:
+        if proc.poll() is not None:
+            save(log)
+            raise RuntimeError("lvsd exited:\n" + "\n".join(
+                l for _, l in log.lines if re.search(r"died|cannot|limit|error|warn", l)))
+        time.sleep(0.5)
+    spawned = time.monotonic() - t_spawn0
+    time.sleep(15)
+    rows.append(("start: all nannies running", "-", f"{(time.monotonic() - t0 - 15):.1f} s", "-",
+                 f"{4 * N} nannies started in {spawned:.1f} s after the services"))
+
+    # 3. Reloads.
+    progress("nannies running; reloads")
+    def reload(name, text, want_diff):
+        nonlocal ok
+        before = listing()
+        write(text)
+        mark = len(log.lines)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGHUP)
+        t1, done = log.wait(r"configuration (reloaded|not reloaded|unchanged)", mark)
+        after = listing()
+        diff = [l[0] + " ".join(l[1:].split())
+                for l in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+                if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+        took = re.search(r"reloaded in ([\d.]+) ms", done)
+        req = re.search(r"(\d+) kernel requests \((\d+) reads, (\d+) changes\)", done)
+        same = diff == want_diff
+        ok &= bool(took) and float(took.group(1)) < 100 and same
+        rows.append((f"reload: {name}", "-", f"{(t1 - t0) * 1000:.0f} ms (lvsd: {took.group(1) if took else '?'} ms)",
+                     "-", f"kernel requests: {req.group(0) if req else '?'}; ipvsadm -Ln diff: "
+                          f"{' | '.join(diff) if diff else 'none'} ({'only that service' if same else 'UNEXPECTED'})"))
+
+    reload("one virtual server's scheduler changed", config(changed=N // 2),
+           [f"-TCP {vip(N // 2)}:80 wlc", f"+TCP {vip(N // 2)}:80 rr"])
+    reload("one virtual server added", config(changed=N // 2, added=True),
+           [f"+TCP {vip(N)}:80 wlc"])
+
+    # 4. Shutdown.
+    progress("stopping lvsd")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    while proc.poll() is None:
+        log.pump()
+        time.sleep(0.01)
+    stop = time.monotonic() - t0
+    left = services_in_kernel()
+    ok &= left == 0 and proc.returncode == 0
+    rows.append(("SIGTERM: nannies stopped, services removed", "-", f"{stop * 1000:.0f} ms", "-",
+                 f"exit {proc.returncode}, {left} services left"))
+
+    save(log)
+    report = [f"lvsd benchmark: {N} virtual servers x 4 real servers, kernel {os.uname().release}",
+              f"{'what':48} {'Piranha (ipvsadm -A each)':>26} {'lvsd':>28} {'ratio':>6}  notes"]
+    for r in rows:
+        report.append(f"{r[0]:48} {r[1]:>26} {r[2]:>28} {r[3]:>6}  {r[4]}")
+    text = "\n".join(report)
+    print(text, flush=True)
+    with open(os.path.join(OUT, "bench-lvsd.txt"), "w") as f:
+        f.write(text + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
