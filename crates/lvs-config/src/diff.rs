@@ -185,7 +185,8 @@ macro_rules! changed_fields {
 fn global_changes(a: &Config, b: &Config) -> Vec<&'static str> {
     changed_fields!(a, b, Config {
         serial_no, service, primary, primary_private, primary_shared, backup, backup_active,
-        backup_private, backup_shared, heartbeat, heartbeat_port, keepalive, deadtime, network,
+        backup_private, backup_shared, heartbeat, heartbeat_port, keepalive, deadtime,
+        heartbeat_key_file, network,
         nat_router, nat_nmask, reservation_conflict_action, debug_level, rsh_command, sync,
         ipvsadm, active_cmd, inactive_cmd, monitor_links, syncdaemon, syncd_iface, syncd_id,
         tcp_timeout, tcpfin_timeout, udp_timeout, hard_shutdown,

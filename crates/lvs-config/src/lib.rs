@@ -14,9 +14,11 @@
 
 pub mod diff;
 pub mod error;
+pub mod escapes;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+pub mod posix_regex;
 pub mod resolve;
 pub mod validate;
 pub mod writer;

@@ -257,6 +257,10 @@ pub struct Config {
     pub keepalive: Duration,
     #[serde(with = "seconds")]
     pub deadtime: Duration,
+    /// Extension (piranha-rs): a file holding the key of authenticated heartbeats
+    /// (HMAC-SHA256); `None`: Piranha's plain heartbeats.
+    #[serde(default)]
+    pub heartbeat_key_file: Option<String>,
     pub network: Network,
     pub nat_router: Option<InterfaceAddress>,
     pub nat_nmask: Option<Ipv4Addr>,
@@ -297,6 +301,7 @@ impl Default for Config {
             heartbeat_port: 539,
             keepalive: Duration::from_secs(2),
             deadtime: Duration::from_secs(5),
+            heartbeat_key_file: None,
             network: Network::Nat,
             nat_router: None,
             nat_nmask: None,

@@ -311,6 +311,7 @@ impl<'a> Parser<'a> {
             }
             "keepalive" => c.keepalive = self.seconds(ctx, k, value(t)?, c.keepalive)?,
             "deadtime" => c.deadtime = self.seconds(ctx, k, value(t)?, c.deadtime)?,
+            "heartbeat_key_file" => c.heartbeat_key_file = Some(text(value(t)?)?),
             "network" => {
                 c.network = match text(value(t)?)?.as_str() {
                     "nat" => Network::Nat,
@@ -650,6 +651,7 @@ const GLOBAL_KEYWORDS: &[&str] = &[
     "heartbeat_port",
     "keepalive",
     "deadtime",
+    "heartbeat_key_file",
     "network",
     "nat_router",
     "nat_nmask",

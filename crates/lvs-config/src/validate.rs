@@ -125,6 +125,14 @@ impl Validator<'_> {
                     );
                 }
             }
+            if let Some(f) = &c.heartbeat_key_file {
+                if !f.starts_with('/') {
+                    self.error(
+                        g("heartbeat_key_file"),
+                        format!("`heartbeat_key_file` must be an absolute path, not `{f}`"),
+                    );
+                }
+            }
             if c.heartbeat_port == 0 {
                 self.error(g("heartbeat_port"), "`heartbeat_port` must not be 0".into());
             }
@@ -350,13 +358,13 @@ impl Validator<'_> {
                     "`use_regex = 1` without `expect` has no effect".into(),
                 ),
                 Some(e) => {
-                    if let Err(err) = regex::bytes::Regex::new(e) {
-                        let text = err.to_string();
-                        let last = text.lines().last().unwrap_or("").trim();
-                        let first = last.strip_prefix("error: ").unwrap_or(last).to_string();
+                    // What nanny will compile: the escapes converted, then POSIX ERE from the C
+                    // library, as Piranha's nanny.
+                    let pattern = crate::escapes::convert_escapes(e.as_bytes());
+                    if let Err(err) = crate::posix_regex::PosixRegex::new(&pattern) {
                         self.error(
                             k("expect"),
-                            format!("`expect` is not a valid regular expression: {first}"),
+                            format!("`expect` is not a valid regular expression: {err}"),
                         );
                     }
                 }

@@ -158,6 +158,9 @@ pub fn to_string(c: &Config) -> Result<String, WriteError> {
     o.line(0, "heartbeat_port", &c.heartbeat_port.to_string());
     o.line(0, "keepalive", &format_seconds(c.keepalive));
     o.line(0, "deadtime", &format_seconds(c.deadtime));
+    if let Some(f) = &c.heartbeat_key_file {
+        o.line(0, "heartbeat_key_file", &token(f, g("heartbeat_key_file"))?);
+    }
     o.line(0, "network", c.network.keyword());
     if let Some(nr) = &c.nat_router {
         let v = format!(

@@ -634,3 +634,19 @@ fn json_form_round_trips() {
     let back: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
     assert_eq!(back, c);
 }
+
+#[test]
+fn heartbeat_key_file_extension() {
+    let c = parse_ok("heartbeat_key_file = /etc/sysconfig/ha/heartbeat.key\n").config;
+    assert_eq!(
+        c.heartbeat_key_file.as_deref(),
+        Some("/etc/sysconfig/ha/heartbeat.key")
+    );
+    assert_eq!(Config::default().heartbeat_key_file, None);
+    let text =
+        "primary = 10.0.0.1\nbackup = 10.0.0.2\nbackup_active = 1\nheartbeat_key_file = key\n";
+    let d = validate(&parse_ok(text).config, None);
+    assert!(d
+        .iter()
+        .any(|d| d.is_error() && d.message.contains("heartbeat_key_file")));
+}

@@ -274,6 +274,7 @@ fn config() -> impl Strategy<Value = Config> {
         prop::option::of(interface_address()),
         prop::option::of(mask(1..=32u32)),
         prop::option::of(conflict_action()),
+        prop::option::of(text()),
     );
     let misc = (
         text_or("NONE"),
@@ -306,7 +307,17 @@ fn config() -> impl Strategy<Value = Config> {
                 backup_private,
                 backup_shared,
             ),
-            (heartbeat, heartbeat_port, keepalive, deadtime, network, nat_router, nat_nmask, rca),
+            (
+                heartbeat,
+                heartbeat_port,
+                keepalive,
+                deadtime,
+                network,
+                nat_router,
+                nat_nmask,
+                rca,
+                heartbeat_key_file,
+            ),
             (
                 debug_level,
                 rsh_command,
@@ -336,6 +347,7 @@ fn config() -> impl Strategy<Value = Config> {
             heartbeat_port,
             keepalive,
             deadtime,
+            heartbeat_key_file,
             network,
             nat_router,
             nat_nmask,

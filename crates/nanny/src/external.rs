@@ -24,6 +24,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::machine::Level;
+use crate::posix_regex::{PosixRegex, RegexError};
 use crate::probe::Failure;
 use crate::sys::{self, Mask, Polled, Signals};
 
@@ -203,25 +204,23 @@ pub fn describe(argv: &[OsString]) -> String {
 }
 
 /// What a `send_program`'s output must be.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Want {
     /// No expect string: exit status 0 is enough.
     Success,
     /// The output (less a trailing newline) equals these bytes.
     Exact(Vec<u8>),
-    /// `--regex`: the output matches.
-    Regex(regex::bytes::Regex),
+    /// `--regex`: the output (less a trailing newline) matches this POSIX extended regular
+    /// expression somewhere.
+    Regex(PosixRegex),
 }
 
 impl Want {
     /// An empty expect string is none (Piranha never passed one: lvsd omits unset strings).
-    pub fn new(expect: Option<&[u8]>, regex: bool) -> Result<Want, regex::Error> {
+    pub fn new(expect: Option<&[u8]>, regex: bool) -> Result<Want, RegexError> {
         match expect {
             None | Some(b"") => Ok(Want::Success),
-            Some(e) if regex => regex::bytes::RegexBuilder::new(&String::from_utf8_lossy(e))
-                .size_limit(1 << 20)
-                .build()
-                .map(Want::Regex),
+            Some(e) if regex => PosixRegex::new(e).map(Want::Regex),
             Some(e) => Ok(Want::Exact(e.to_vec())),
         }
     }
@@ -330,7 +329,12 @@ mod tests {
         assert!(j(&cap(Outcome::Exited(0), "anything\n"), &none).is_ok());
         assert!(j(&cap(Outcome::Exited(0), ""), &none).is_ok());
         assert!(j(&cap(Outcome::Exited(0), "OK then\n"), &re).is_ok());
+        assert!(j(&cap(Outcome::Exited(0), "OK\n"), &re).is_ok()); // `$` before the newline
         assert!(j(&cap(Outcome::Exited(0), "NOT OK\n"), &re).is_err());
+        assert!(j(&cap(Outcome::Exited(0), "OK\0\n"), &re).is_err());
+        let re_nul = Want::new(Some(b"[[:digit:]]+ up$"), true).unwrap();
+        assert!(j(&cap(Outcome::Exited(0), "\0 3 up\n"), &re_nul).is_ok());
+        assert!(Want::new(Some(b"(OK"), true).is_err());
         // Anything else fails, expect string or not (Piranha: success with one).
         for w in [&exact, &none, &re] {
             for o in [

@@ -3,7 +3,8 @@
 //! - [`args`]: the popt-compatible command line.
 //! - [`machine`]: the pure check/weight state machine (no I/O; tested exhaustively).
 //! - [`probe`]: the TCP/UDP health check; [`external`]: `send_program` and load commands;
-//!   [`load`]: load-average parsing.
+//!   [`load`]: load-average parsing; [`posix_regex`]: `--regex` through the C library's POSIX
+//!   `regcomp`/`regexec`, as in Piranha.
 //! - [`legacy`]: ipvsadm argument vectors (legacy mode); [`report`]: the nanny -> lvsd line
 //!   protocol (report mode, docs/nanny-protocol.md).
 //! - [`run`]: the process around the machine; [`cli`]: start-up; [`sys`]: signals and `ppoll`.
@@ -14,6 +15,7 @@ pub mod external;
 pub mod legacy;
 pub mod load;
 pub mod machine;
+pub use lvs_config::posix_regex;
 pub mod probe;
 pub mod report;
 pub mod run;

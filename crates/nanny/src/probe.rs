@@ -21,13 +21,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::machine::Level;
+use crate::posix_regex::{PosixRegex, RegexError};
 use crate::sys::{self, Mask, Polled, Signals};
 
 /// Largest reply kept for judging (Piranha: 254 bytes of one read).
 pub const REPLY_LIMIT: usize = 4096;
 
 /// How the reply is judged.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Expect {
     /// No expect string: TCP succeeds once connected (and the send string written); UDP needs a
     /// datagram back.
@@ -36,8 +37,9 @@ pub enum Expect {
     AnyByte,
     /// The reply must start with these bytes.
     Prefix(Vec<u8>),
-    /// `--regex`: the reply (up to [`REPLY_LIMIT`] bytes) must match.
-    Regex(regex::bytes::Regex),
+    /// `--regex`: the reply (up to [`REPLY_LIMIT`] bytes, NUL bytes included) must match this
+    /// POSIX extended regular expression somewhere.
+    Regex(PosixRegex),
 }
 
 /// A judgement on the reply so far.
@@ -62,16 +64,10 @@ pub enum Why {
 impl Expect {
     /// Builds the matcher for an expect string (escapes already converted). An empty expect
     /// string is no expect string.
-    pub fn new(expect: Option<&[u8]>, regex: bool) -> Result<Expect, regex::Error> {
+    pub fn new(expect: Option<&[u8]>, regex: bool) -> Result<Expect, RegexError> {
         match expect {
             None | Some(b"") => Ok(Expect::Nothing),
-            Some(e) if regex => {
-                let pattern = String::from_utf8_lossy(e);
-                regex::bytes::RegexBuilder::new(&pattern)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map(Expect::Regex)
-            }
+            Some(e) if regex => PosixRegex::new(e).map(Expect::Regex),
             Some(b"*") => Ok(Expect::AnyByte),
             Some(e) => Ok(Expect::Prefix(e.to_vec())),
         }
@@ -582,6 +578,37 @@ mod tests {
         let e = Expect::new(Some(b"^[[:digit:]]{3} "), true).unwrap();
         assert_eq!(e.judge_final(b"220 ready"), Verdict::Pass);
         assert_eq!(e.judge_final(b"x220 ready"), Verdict::Fail(Why::Mismatch));
+        // POSIX ERE, not Perl: `\d` is a literal `d`.
+        let e = Expect::new(Some(b"^\\d"), true).unwrap();
+        assert_eq!(e.judge_final(b"220"), Verdict::Fail(Why::Mismatch));
+        assert_eq!(e.judge_final(b"d"), Verdict::Pass);
+    }
+
+    #[test]
+    fn regex_sees_past_nul_bytes() {
+        // The whole reply is matched (Piranha's regexec stopped at the first NUL).
+        let e = Expect::new(Some(b"^HTTP/1\\.[01] 200"), true).unwrap();
+        assert_eq!(e.judge(b"HTTP/1.0 \0"), Verdict::More);
+        assert_eq!(
+            e.judge_final(b"\0HTTP/1.0 200"),
+            Verdict::Fail(Why::Mismatch)
+        );
+        let e = Expect::new(Some(b"READY"), true).unwrap();
+        assert_eq!(e.judge(b"\x00\x01\x02\0READY\0"), Verdict::Pass);
+        // Only the bytes read so far count, whatever the buffer holds after them.
+        let buf = b"READY";
+        assert_eq!(e.judge(&buf[..4]), Verdict::More);
+    }
+
+    #[test]
+    fn invalid_regex_message() {
+        let msg = |p: &[u8]| match Expect::new(Some(p), true) {
+            Err(e) => e.to_string(),
+            Ok(e) => panic!("{e:?}"),
+        };
+        assert_eq!(msg(b"(unclosed"), "Unmatched ( or \\(");
+        assert_eq!(msg(b"*"), "Invalid preceding regular expression");
+        assert_eq!(msg(b"[[:digits:]]"), "Invalid character class name");
     }
 
     #[test]

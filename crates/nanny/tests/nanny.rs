@@ -220,6 +220,31 @@ fn regex_expect() {
 }
 
 #[test]
+fn regex_is_posix_ere_on_the_whole_reply() {
+    // A binary greeting: the text to match comes after NUL bytes (Piranha's regexec saw nothing).
+    let srv = TcpServer::start(Reply::Chunks(vec![(
+        Duration::ZERO,
+        b"\0\x01\0+OK [[ready]] 42\r\n".to_vec(),
+    )]));
+    let args = base(
+        srv.port,
+        1,
+        &[
+            "--regex",
+            "-x",
+            "(\\+OK|READY) \\[\\[[[:lower:]]+]] [0-9]{1,3}\r\n$",
+        ],
+    );
+    let n = report_nanny(&strs(&args));
+    assert_eq!(n.reports.nth(2), "up 1 check passed");
+    // `\d` is not a digit class in POSIX ERE but an escaped `d`.
+    srv.set_reply(Reply::text("dd 42\n"));
+    let args = base(srv.port, 1, &["--regex", "-x", "^\\d\\d [0-9]+"]);
+    let n = report_nanny(&strs(&args));
+    assert_eq!(n.reports.nth(2), "up 1 check passed");
+}
+
+#[test]
 fn default_http_probe_on_port_80() {
     let srv = TcpServer::start(Reply::text(OK));
     let n = report_nanny(&[
@@ -786,10 +811,31 @@ fn bad_command_lines_exit_1_with_a_message() {
         "{err}"
     );
     let (code, _, err) = run_to_end(&["-h", "1.2.3.4", "--lvs", "--regex", "-x", "(", "-n"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.starts_with("nanny: bad regular expression in --expect_string (-x)"),
-        "{err}"
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "nanny: bad regular expression in --expect_string (-x): Unmatched ( or \\(\n"
+        )
+    );
+    let (code, _, err) = run_to_end(&[
+        "-h",
+        "1.2.3.4",
+        "--lvs",
+        "--regex",
+        "-x",
+        "a{1,32767}",
+        "-e",
+        "true",
+        "-n",
+    ]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "nanny: bad regular expression in --expect_string (-x): too big: its repetitions \
+             expand to more than 1000 elements\n"
+        )
     );
     let (code, _, err) = run_to_end(&["-h", "1.2.3.4", "--lvs", "-n"]);
     assert_eq!(code, 1);
