@@ -1068,6 +1068,7 @@ impl Driver {
         for w in &warnings {
             log::warn!("{}", diagnostic_line(&self.opts.config_path, w));
         }
+        crate::prereq::log_missing(&config);
         let local = match local_addresses(&mut self.rtnl) {
             Ok(l) => l,
             Err(e) => {

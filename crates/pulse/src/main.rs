@@ -135,6 +135,8 @@ fn main() -> ExitCode {
             log::warn!("{}", driver::diagnostic_line(&file, w));
         }
     }
+    // NAT needs IP forwarding etc. on both routers: say what is missing and how to fix it.
+    pulse::prereq::log_missing(&config);
     let _pid = match pidfile.as_deref().map(daemon::PidFile::create) {
         Some(Err(e)) => {
             log::error!("cannot write the pid file: {e}");
