@@ -1,21 +1,62 @@
-//! lvsd (also installed as `lvs`): reads lvs.cf and keeps the IPVS table. This build provides the
-//! configuration commands `--config-test` and `--dump-config`; the daemon comes with a later
-//! release of the suite.
+//! lvsd (also installed as `lvs`): reads lvs.cf, builds the IPVS table, runs one nanny per real
+//! server and keeps the table true (see the library's modules). Besides the daemon it offers
+//! `--config-test` and `--dump-config`.
 
 use clap::Parser;
 use lvs_config::{Diagnostic, LoadError, Severity, SystemResolver};
+use lvsd::controller::{self, Controller, ExitReason, Options};
+use lvsd::kernel::Table;
+use lvsd::signals::Signals;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Piranha's pid file for lvsd (named "lvs", as Piranha named it).
+const DEFAULT_PIDFILE: &str = "/var/run/lvs.pid";
 
 #[derive(Parser, Debug)]
 #[command(
     about = "Builds and keeps the IPVS table from lvs.cf (Piranha-compatible)",
-    disable_version_flag = true
+    disable_version_flag = true,
+    after_help = "Signals: SIGHUP re-reads the configuration (a file with errors is refused and the \
+running state kept); SIGTERM or SIGINT stops the nannies, removes the services lvsd created and \
+exits; SIGUSR1 logs the state of every virtual and real server; SIGUSR2 compares the services \
+lvsd owns with the kernel and repairs any difference now."
 )]
 struct Args {
     /// Configuration file [default: /etc/sysconfig/ha/lvs.cf, or /etc/lvs.cf if only that exists]
     #[arg(short = 'c', long = "configfile", value_name = "FILE")]
     configfile: Option<PathBuf>,
+
+    /// Verbose (debug) output; also passed to every nanny
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+
+    /// Don't run as a daemon: stay in the foreground and log to stdout
+    #[arg(short = 'n', long = "nodaemon")]
+    nodaemon: bool,
+
+    /// Display what would be done on startup (and on reload), but don't change anything and
+    /// don't run any nanny
+    #[arg(short = 't', long = "test-start")]
+    test_start: bool,
+
+    /// Don't fork, but do disassociate (as pulse runs lvsd)
+    #[arg(long = "nofork")]
+    nofork: bool,
+
+    /// Pid file, written when running as a daemon (or whenever this option is given)
+    #[arg(long = "pidfile", value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+
+    /// Seconds between two comparisons of the whole owned table with the kernel (drift repair);
+    /// 0: only on SIGUSR2
+    #[arg(
+        long = "repair-interval",
+        value_name = "SECONDS",
+        default_value_t = 5.0
+    )]
+    repair_interval: f64,
 
     /// Parse and validate the configuration, print every problem and a one-line summary, exit 1
     /// if there is any error
@@ -52,53 +93,19 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
     }
 }
 
-/// An OS error as C's strerror() says it, without Rust's " (os error N)".
-fn os_error_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 fn print_diagnostic(prog: &str, file: &Path, d: &Diagnostic) {
-    match d.location.line {
-        Some(line) => eprintln!(
-            "{prog}: {} in {} at line {line}: {}",
-            d.severity,
-            file.display(),
-            d.message
-        ),
-        None => eprintln!(
-            "{prog}: {} in {}: {}",
-            d.severity,
-            file.display(),
-            d.message
-        ),
-    }
+    eprintln!("{prog}: {}", controller::diagnostic_line(file, d));
 }
 
-fn main() -> ExitCode {
-    let prog = program_name();
-    let args = Args::parse();
-    if args.version {
-        println!("{prog} {} (piranha-rs)", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
-    if !args.config_test && !args.dump_config {
-        eprintln!(
-            "{prog}: nothing to do: this build of lvsd offers --config-test and --dump-config (see --help)"
-        );
-        return ExitCode::from(1);
-    }
-    let file = config_path(args.configfile);
-    let loaded = match lvs_config::load(&file, &SystemResolver::default()) {
+/// `--config-test` and `--dump-config`.
+fn check_config(prog: &str, file: &Path, dump: bool) -> ExitCode {
+    let loaded = match lvs_config::load(file, &SystemResolver::default()) {
         Ok(l) => l,
         Err(LoadError::Open(e)) => {
             eprintln!(
                 "{prog}: failed to open {}: {}",
                 file.display(),
-                os_error_text(&e)
+                controller::os_error_text(&e)
             );
             return ExitCode::from(1);
         }
@@ -113,7 +120,7 @@ fn main() -> ExitCode {
         }
     };
     for d in &loaded.diagnostics {
-        print_diagnostic(&prog, &file, d);
+        print_diagnostic(prog, file, d);
     }
     let errors = loaded
         .diagnostics
@@ -130,7 +137,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    if args.dump_config {
+    if dump {
         match serde_json::to_string_pretty(&loaded.config) {
             Ok(json) => println!("{json}"),
             Err(e) => {
@@ -151,4 +158,145 @@ fn main() -> ExitCode {
         println!("{}: OK: {summary}", file.display());
     }
     ExitCode::SUCCESS
+}
+
+/// The daemon.
+fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
+    let file = config_path(args.configfile.clone());
+    let resolver = SystemResolver::default();
+    // Everything that can be refused is checked before detaching, so the caller sees it.
+    let (config, warnings) = match controller::load_config(&file, &resolver) {
+        Ok(c) => c,
+        Err(lines) => {
+            for l in lines {
+                eprintln!("{prog}: {l}");
+            }
+            eprintln!("{prog}: not starting");
+            return ExitCode::from(1);
+        }
+    };
+    if !args.nodaemon {
+        // In the foreground the log (stdout) says them once the logger is up.
+        for w in &warnings {
+            print_diagnostic(prog, &file, w);
+        }
+    }
+    if !(args.repair_interval.is_finite() && args.repair_interval >= 0.0) {
+        eprintln!(
+            "{prog}: --repair-interval: not a number of seconds: {}",
+            args.repair_interval
+        );
+        return ExitCode::from(1);
+    }
+    let table = if args.test_start {
+        Table::dry_run()
+    } else {
+        match ipvs::open() {
+            Ok(b) => Table::kernel(b),
+            Err(e) => {
+                eprintln!("{prog}: cannot open the kernel's IPVS: {e}");
+                eprintln!(
+                    "{prog}: is IP Virtual Server built into the kernel or loaded (modprobe ip_vs)?"
+                );
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let daemon = !args.nodaemon;
+    let pidfile = match (&args.pidfile, daemon) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(PathBuf::from(DEFAULT_PIDFILE)),
+        (None, false) => None,
+    };
+    if let Some(p) = &pidfile {
+        if let Some(pid) = daemon::process::read_pid(p) {
+            if pid != std::process::id() && daemon::process::process_alive(pid) {
+                eprintln!(
+                    "{prog}: {} names running process {pid}: is lvsd already running?",
+                    p.display()
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if daemon {
+        if let Err(e) = daemon::daemonize(args.nofork) {
+            eprintln!("{prog}: cannot become a daemon: {e}");
+            return ExitCode::from(1);
+        }
+        daemon::init_logging("lvsd", daemon::LogTarget::Syslog, args.verbose);
+    } else {
+        daemon::init_logging("lvsd", daemon::LogTarget::Stdout, args.verbose);
+    }
+    for w in &warnings {
+        log::warn!("{}", controller::diagnostic_line(&file, w));
+    }
+    let _pid = match pidfile.as_deref().map(daemon::PidFile::create) {
+        Some(Err(e)) => {
+            log::error!(
+                "cannot write the pid file {}: {e}",
+                pidfile.as_deref().unwrap_or(Path::new("")).display()
+            );
+            return ExitCode::from(1);
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    // One pipe per nanny: make room for thousands.
+    let nannies = config.summary().active_real;
+    let wanted = (nannies as u64) * 2 + 256;
+    match lvsd::supervisor::raise_fd_limit(wanted) {
+        Ok(limit) if limit < wanted => log::warn!(
+            "the open-file limit ({limit}) is too low for {nannies} nannies: raise the hard \
+             limit (ulimit -Hn)"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
+    }
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut opts = Options::new(&file);
+    opts.verbose = args.verbose;
+    opts.daemon = daemon;
+    opts.test_start = args.test_start;
+    opts.repair_interval =
+        (args.repair_interval > 0.0).then(|| Duration::from_secs_f64(args.repair_interval));
+    opts.started_at = started_at;
+    let mut ctl = Controller::new(opts, config, table, Box::new(resolver));
+    ctl.start();
+    let reason = ctl.run(&signals);
+    ctl.shutdown();
+    match reason {
+        ExitReason::Signal(_) => {
+            log::info!("lvsd stopped");
+            ExitCode::SUCCESS
+        }
+        ExitReason::NannyDied => {
+            log::error!("lvsd stopped because a nanny died (hard_shutdown = 1)");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let started_at = Instant::now();
+    let prog = program_name();
+    let args = Args::parse();
+    if args.version {
+        println!(
+            "{prog} {} (piranha-rs; Piranha lvs 1.38 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.config_test || args.dump_config {
+        let file = config_path(args.configfile);
+        return check_config(&prog, &file, args.dump_config);
+    }
+    run_daemon(&prog, args, started_at)
 }

@@ -240,9 +240,17 @@ fn program_name_comes_from_argv0() {
 
 #[test]
 fn bad_command_lines_are_refused_clearly() {
-    let out = lvsd().output().unwrap();
+    // Without a command option lvsd runs the daemon: a config that cannot be read stops it
+    // before anything else, with its reason.
+    let out = lvsd()
+        .args(["-n", "-c", "/nonexistent/lvs.cf"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--config-test"));
+    assert_eq!(
+        text(&out.stderr),
+        "lvsd: failed to open /nonexistent/lvs.cf: No such file or directory\nlvsd: not starting\n"
+    );
     let out = lvsd().arg("--no-such-option").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--no-such-option"));
