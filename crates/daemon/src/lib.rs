@@ -5,5 +5,5 @@
 pub mod logging;
 pub mod process;
 
-pub use logging::{init_logging, LogTarget};
+pub use logging::{init_logging, init_logging_as, LogTarget};
 pub use process::{daemonize, PidFile};

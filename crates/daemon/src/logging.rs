@@ -1,8 +1,10 @@
 //! A `log` backend writing to syslog, stdout, or both.
 //!
-//! Stdout lines are the message alone (Piranha's `-n` output), flushed per line so a pipe reader
-//! (lvsd reading a nanny, a test) sees each line at once. Syslog messages go through libc's
-//! `syslog(3)` with the ident given to [`init_logging`] and facility LOG_DAEMON.
+//! Stdout lines are `NAME: message`, as Piranha's daemons printed them in the foreground (`pulse:`,
+//! `nanny:`, and `lvs:` for lvsd: Piranha's lvsd called itself "lvs"), flushed per line so a pipe
+//! reader (a test, an operator's `| grep`) sees each line at once. Syslog messages go through
+//! libc's `syslog(3)` with the ident given to [`init_logging`] and facility LOG_DAEMON (syslog
+//! adds the ident itself).
 
 use std::ffi::CString;
 use std::io::Write;
@@ -22,6 +24,8 @@ pub enum LogTarget {
 struct Logger {
     target: LogTarget,
     level: LevelFilter,
+    /// Prefix of stdout lines (without the `: `).
+    stdout_name: String,
 }
 
 /// The ident must outlive every syslog call: openlog keeps the pointer.
@@ -29,8 +33,14 @@ static IDENT: OnceLock<CString> = OnceLock::new();
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Installs the logger once per process. `verbose` lets debug records through.
-/// A second call is ignored (the first target stays).
+/// A second call is ignored (the first target stays). Stdout lines are prefixed with `ident: `.
 pub fn init_logging(ident: &str, target: LogTarget, verbose: bool) {
+    init_logging_as(ident, ident, target, verbose)
+}
+
+/// Like [`init_logging`], with a different name on stdout than in syslog (lvsd: syslog ident
+/// `lvsd`, stdout lines `lvs: ...` as Piranha's).
+pub fn init_logging_as(ident: &str, stdout_name: &str, target: LogTarget, verbose: bool) {
     let level = if verbose {
         LevelFilter::Debug
     } else {
@@ -43,7 +53,11 @@ pub fn init_logging(ident: &str, target: LogTarget, verbose: bool) {
         // SAFETY: `ident` lives in a static for the rest of the process.
         unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
     }
-    let logger = LOGGER.get_or_init(|| Logger { target, level });
+    let logger = LOGGER.get_or_init(|| Logger {
+        target,
+        level,
+        stdout_name: stdout_name.to_string(),
+    });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
@@ -71,7 +85,7 @@ impl Log for Logger {
         if self.target != LogTarget::Syslog {
             let mut out = std::io::stdout().lock();
             // A closed stdout must not kill a daemon: drop the line.
-            let _ = writeln!(out, "{msg}");
+            let _ = writeln!(out, "{}: {msg}", self.stdout_name);
             let _ = out.flush();
         }
         if self.target != LogTarget::Stdout {

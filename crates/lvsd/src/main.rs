@@ -224,9 +224,9 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
             eprintln!("{prog}: cannot become a daemon: {e}");
             return ExitCode::from(1);
         }
-        daemon::init_logging("lvsd", daemon::LogTarget::Syslog, args.verbose);
+        daemon::init_logging_as("lvsd", "lvs", daemon::LogTarget::Syslog, args.verbose);
     } else {
-        daemon::init_logging("lvsd", daemon::LogTarget::Stdout, args.verbose);
+        daemon::init_logging_as("lvsd", "lvs", daemon::LogTarget::Stdout, args.verbose);
     }
     for w in &warnings {
         log::warn!("{}", controller::diagnostic_line(&file, w));

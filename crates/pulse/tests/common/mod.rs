@@ -160,16 +160,27 @@ pub struct Lab {
     pub prefix: String,
     created: Vec<String>,
     pub dir: tempfile::TempDir,
+    /// One lab at a time per test binary: these tests time heartbeats of 0.1 s, and several labs
+    /// of pulses at once on a loaded 2-core machine delayed heartbeats past deadtime (a test saw
+    /// a restarted primary take over). Dropped last, after the namespaces are gone.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Lab {
     pub fn new() -> Lab {
+        // A test that panicked while holding the lock poisons it; the next lab still runs.
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         sweep();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         Lab {
             prefix: format!("prs{}-{n}", std::process::id()),
             created: Vec::new(),
             dir: tempfile::tempdir().expect("tempdir"),
+            _serial: serial,
         }
     }
 
