@@ -1,11 +1,13 @@
-//! One interface to an IPVS table, whatever holds it: the kernel (generic netlink) now, a
-//! userspace forwarder later. Callers (ipvsadm, lvsd, pulse) see only this trait.
+//! One interface to an IPVS table, whatever holds it: the kernel (generic netlink) or the
+//! userspace forwarding daemon `ipvsd` (control socket, [`crate::userspace`]). Callers (ipvsadm,
+//! lvsd, pulse) see only this trait.
 
 use crate::error::Result;
 use crate::model::*;
+use serde::{Deserialize, Serialize};
 
 /// A change to the table, for batches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     AddService(Service),
     EditService(Service),
@@ -21,7 +23,7 @@ pub enum Change {
 }
 
 /// A service with its destinations, as one listing returns them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceEntry {
     pub service: Service,
     pub destinations: Vec<Destination>,
@@ -66,5 +68,18 @@ pub trait Backend {
     /// other field is as `table` gives it.
     fn table_brief(&mut self) -> Result<Vec<ServiceEntry>> {
         self.table()
+    }
+
+    /// The connection table (`ipvsadm -c`) of a backend that keeps it itself, as
+    /// `/proc/net/ip_vs_conn` would list it (see [`proc_conn_text`]); `None` for the kernel,
+    /// whose table ipvsadm reads from `/proc/net/ip_vs_conn`.
+    fn connections(&mut self) -> Option<Result<Vec<Connection>>> {
+        None
+    }
+
+    /// One line naming a backend that is not the kernel's IPVS (`ipvsadm -v` prints it after
+    /// the version); `None` for the kernel.
+    fn description(&mut self) -> Option<String> {
+        None
     }
 }

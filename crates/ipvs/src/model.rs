@@ -1,10 +1,11 @@
 //! The IPVS table as the kernel holds it: services, destinations, stats, timeouts, sync daemons.
 //! Field names and values follow `include/uapi/linux/ip_vs.h`.
 
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `AF_INET` / `AF_INET6`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Family {
     Inet,
     Inet6,
@@ -46,7 +47,7 @@ impl Family {
 }
 
 /// IP protocol of an address-based service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protocol {
     Tcp,
     Udp,
@@ -82,7 +83,7 @@ impl Protocol {
 }
 
 /// What identifies a virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ServiceId {
     /// `-t|-u|--sctp-service addr:port`.
     Address {
@@ -119,7 +120,7 @@ pub mod flags {
 }
 
 /// Counters and rates (the kernel's 64-bit stats).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub conns: u64,
     pub inpkts: u64,
@@ -134,7 +135,7 @@ pub struct Stats {
 }
 
 /// A virtual service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub id: ServiceId,
     /// Kernel scheduler name (`wlc`, ...).
@@ -175,7 +176,7 @@ impl Service {
 }
 
 /// `IP_VS_CONN_F_FWD_MASK` values: how a destination is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ForwardMethod {
     /// NAT (`-m`).
     Masq,
@@ -211,7 +212,7 @@ impl ForwardMethod {
 }
 
 /// `IP_VS_CONN_F_TUNNEL_TYPE_*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum TunnelType {
     #[default]
     Ipip,
@@ -246,7 +247,7 @@ pub mod tun_flags {
 }
 
 /// A real server of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {
     pub addr: IpAddr,
     pub port: u16,
@@ -287,7 +288,7 @@ impl Destination {
 }
 
 /// Connection timeouts in seconds (`--set tcp tcpfin udp`); 0 leaves a value unchanged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeouts {
     pub tcp: u32,
     pub tcp_fin: u32,
@@ -295,7 +296,7 @@ pub struct Timeouts {
 }
 
 /// `GET_INFO`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Info {
     /// 0x010201 for 1.2.1.
     pub version: u32,
@@ -315,7 +316,7 @@ impl Info {
 }
 
 /// Sync daemon role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DaemonState {
     Master,
     Backup,
@@ -346,7 +347,7 @@ impl DaemonState {
 }
 
 /// A connection-sync daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Daemon {
     pub state: DaemonState,
     pub mcast_ifn: String,
@@ -356,4 +357,90 @@ pub struct Daemon {
     pub mcast_group: Option<IpAddr>,
     pub mcast_port: u16,
     pub mcast_ttl: u8,
+}
+
+/// One entry of the connection table (`ipvsadm -c`), as `/proc/net/ip_vs_conn` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// IP protocol number: 6, 17, 132; 0 (`IP`) for the template of a persistent fwmark
+    /// service.
+    pub protocol: u16,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    /// For a fwmark template: the mark, as an IPv4 address.
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// `ESTABLISHED`, `FIN_WAIT`, `UDP`, `NONE` (a template), ...
+    pub state: String,
+    /// Seconds until the entry expires.
+    pub expires: u32,
+    /// Persistence engine name and data (` sip CALLID` in the kernel's listing).
+    pub pe_name: Option<String>,
+    pub pe_data: Option<String>,
+}
+
+/// The kernel's name of an IP protocol in `/proc/net/ip_vs_conn` (`ip_vs_proto_name`).
+pub fn proto_name(protocol: u16) -> String {
+    match protocol {
+        0 => "IP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        132 => "SCTP".into(),
+        50 => "ESP".into(),
+        51 => "AH".into(),
+        58 => "ICMPv6".into(),
+        1 => "ICMP".into(),
+        n => format!("IP_{n}"),
+    }
+}
+
+/// `%pI6`: eight groups of four hex digits, never compressed.
+fn full_ipv6(a: &Ipv6Addr) -> String {
+    let s = a.segments();
+    format!(
+        "{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}",
+        s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+    )
+}
+
+fn hex_v4(a: &IpAddr) -> String {
+    match a {
+        IpAddr::V4(v4) => format!("{:08X}", u32::from(*v4)),
+        IpAddr::V6(v6) => full_ipv6(v6),
+    }
+}
+
+/// The text of `/proc/net/ip_vs_conn` for these entries, byte for byte as the kernel writes it
+/// (`ip_vs_conn_seq_show`), so that ipvsadm's reader sees the same input from every backend.
+pub fn proc_conn_text(conns: &[Connection]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
+    );
+    for c in conns {
+        let pe = match (&c.pe_name, &c.pe_data) {
+            (Some(n), Some(d)) => format!(" {n} {d}"),
+            _ => String::new(),
+        };
+        let dbuf = hex_v4(&c.daddr);
+        let name = proto_name(c.protocol);
+        let (ca, va) = match (&c.caddr, &c.vaddr) {
+            (IpAddr::V6(ca), va) => (
+                full_ipv6(ca),
+                match va {
+                    IpAddr::V6(v) => full_ipv6(v),
+                    IpAddr::V4(v) => full_ipv6(&v.to_ipv6_mapped()),
+                },
+            ),
+            (ca, va) => (hex_v4(ca), hex_v4(va)),
+        };
+        let _ = writeln!(
+            out,
+            "{name:<3} {ca} {:04X} {va} {:04X} {dbuf} {:04X} {:<11} {:>7}{pe}",
+            c.cport, c.vport, c.dport, c.state, c.expires
+        );
+    }
+    out
 }

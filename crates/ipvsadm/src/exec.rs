@@ -110,10 +110,35 @@ pub fn connections(flags: &ListFlags, ctx: &mut Ctx) -> Flow {
     Flow::Done(0)
 }
 
+/// `-c` on a backend that keeps its own connection table (the userspace daemon): its entries,
+/// rendered as `/proc/net/ip_vs_conn` and listed exactly as from the file. `None` when the
+/// backend is the kernel's: then ipvsadm reads the file ([`connections`]).
+fn backend_connections(
+    flags: &ListFlags,
+    backend: &mut dyn Backend,
+    ctx: &mut Ctx,
+) -> Option<Flow> {
+    match backend.connections()? {
+        Ok(conns) => {
+            let text = ipvs::proc_conn_text(&conns);
+            ctx.print(&format::connections(
+                &text,
+                flags.numeric,
+                flags.persistent_conn,
+            ));
+            Some(Flow::Done(0))
+        }
+        Err(e) => Some(list_failure(ctx, &e)),
+    }
+}
+
 fn list(l: &List, backend: &mut dyn Backend, ctx: &mut Ctx) -> Flow {
     let opts = list_options(&l.flags);
     match &l.what {
-        ListWhat::Connections => connections(&l.flags, ctx),
+        ListWhat::Connections => match backend_connections(&l.flags, backend, ctx) {
+            Some(flow) => flow,
+            None => connections(&l.flags, ctx),
+        },
         ListWhat::All => {
             let info = match backend.info() {
                 Ok(i) => i,
@@ -235,6 +260,17 @@ pub fn run(argv: &[String], env: &mut Env) -> i32 {
     let prog = argv.first().map_or("ipvsadm", String::as_str);
     let cmd = match args::parse(argv, env.lookup) {
         Ok(cmd) => cmd,
+        Err(Stop::Version) => {
+            let flow = stop(prog, Stop::Version, &mut env.ctx);
+            // The version line stays ipvsadm's; a backend other than the kernel's IPVS adds a
+            // line naming itself.
+            if let Ok(mut backend) = (env.open)() {
+                if let Some(d) = backend.description() {
+                    env.ctx.print(&format!("{d}\n"));
+                }
+            }
+            return flow.code();
+        }
         Err(s) => return stop(prog, s, &mut env.ctx).code(),
     };
     if let Command::List(List {
@@ -242,6 +278,14 @@ pub fn run(argv: &[String], env: &mut Env) -> i32 {
         flags,
     }) = &cmd
     {
+        // The userspace daemon lists its own connections; with the kernel's IPVS, or none,
+        // ipvsadm reads /proc/net/ip_vs_conn as always.
+        if let Ok(mut backend) = (env.open)() {
+            if let Some(flow) = backend_connections(flags, backend.as_mut(), &mut env.ctx) {
+                let _ = env.ctx.out.flush();
+                return flow.code();
+            }
+        }
         return connections(flags, &mut env.ctx).code();
     }
     let mut backend = match (env.open)() {
