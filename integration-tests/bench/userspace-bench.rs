@@ -329,7 +329,11 @@ fn start(kind: Kind, threads: usize, o: &Opts) -> Proxy {
                 .arg(threads.to_string())
                 .args(&o.ipvsd_args)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(if std::env::var_os("BENCH_IPVSD_STDERR").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
                 .spawn()
                 .expect("ipvsd");
             let t = Instant::now();
@@ -419,6 +423,25 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU ticks of each thread of a process.
+fn thread_ticks(pid: u32) -> Vec<(String, u64)> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            let s = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+            let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let t = f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            out.push((name.trim().to_string(), t));
+        }
+    }
+    out.sort();
+    out
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -514,11 +537,21 @@ fn bulk(p: &Proxy, o: &Opts) -> (f64, f64) {
     thread::sleep(Duration::from_secs(1));
     let b0 = total.load(Ordering::Relaxed);
     let cpu1 = cpu_ticks(p.child.id());
+    let th0 = thread_ticks(p.child.id());
     let t0 = Instant::now();
     thread::sleep(Duration::from_secs(o.seconds));
     let bytes = total.load(Ordering::Relaxed) - b0;
     let el = t0.elapsed().as_secs_f64();
     let cpu = (cpu_ticks(p.child.id()) - cpu1) as f64 / 100.0 / el;
+    if std::env::var_os("BENCH_THREADS").is_some() {
+        let th1 = thread_ticks(p.child.id());
+        let busy: Vec<String> = th1
+            .iter()
+            .zip(&th0)
+            .map(|((n, a), (_, b))| format!("{n}={:.2}", (a - b) as f64 / 100.0 / el))
+            .collect();
+        eprintln!("  threads: {}", busy.join(" "));
+    }
     stop.store(true, Ordering::Relaxed);
     for h in hs {
         let _ = h.join();

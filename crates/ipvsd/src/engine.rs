@@ -532,6 +532,8 @@ struct TcpConn {
     /// FIN or hang-up reported by epoll, client and server side.
     c_hup: bool,
     s_hup: bool,
+    /// The client's FIN came while connecting to the real server.
+    fin_early: bool,
     up: Half,
     down: Half,
     reported: TcpCounts,
@@ -761,10 +763,12 @@ struct Worker {
     buf: Vec<u8>,
     stop: bool,
     warned_accept: bool,
-    /// This worker's index, every worker's channel, and their open TCP connections.
+    /// This worker's index, every worker's channel, and their busy TCP connections.
     id: usize,
     peers: Arc<Vec<Peer>>,
     loads: Arc<Vec<AtomicUsize>>,
+    /// Connections idle for a second or more at the last sweep (they are no load).
+    idle: usize,
 }
 
 impl Worker {
@@ -801,6 +805,7 @@ impl Worker {
             id: 0,
             peers: Arc::new(Vec::new()),
             loads: Arc::new(Vec::new()),
+            idle: 0,
         }
     }
 
@@ -828,7 +833,7 @@ impl Worker {
                 next_sweep = self.now + 1000;
             }
             if let Some(l) = self.loads.get(self.id) {
-                l.store(self.conns.len, Relaxed);
+                l.store(self.busy(), Relaxed);
             }
         }
     }
@@ -935,7 +940,7 @@ impl Worker {
     // ------------------------------------------------------------------------------ TCP
 
     fn accept_tcp(&mut self, li: usize) {
-        for _ in 0..128 {
+        for _ in 0..16 {
             let Some(l) = self.listeners.items.get(li).and_then(|x| x.1.as_ref()) else {
                 return;
             };
@@ -960,6 +965,11 @@ impl Worker {
         }
     }
 
+    /// Open TCP connections that are not idle (idle: nothing for a second, at the last sweep).
+    fn busy(&self) -> usize {
+        self.conns.len.saturating_sub(self.idle)
+    }
+
     /// The least busy other worker, if this one is busier enough to hand it a connection: by
     /// two connections or more, or when the other has none (a new bulk transfer goes to an
     /// idle thread). SO_REUSEPORT spreads connections by a hash of their addresses, which
@@ -968,7 +978,7 @@ impl Worker {
         if self.peers.len() < 2 {
             return None;
         }
-        let mine = self.conns.len;
+        let mine = self.busy();
         let (m, ml) = (0..self.peers.len())
             .filter(|&j| j != self.id)
             .map(|j| (j, self.loads[j].load(Relaxed)))
@@ -1034,6 +1044,7 @@ impl Worker {
             s_wr: false,
             c_hup: false,
             s_hup: false,
+            fin_early: false,
             up: Half::default(),
             down: Half::default(),
             reported: TcpCounts::default(),
@@ -1053,12 +1064,17 @@ impl Worker {
             Ok(done) => {
                 if done {
                     c.connecting = false;
-                    c.s_wr = true;
                     c.event(Event::Connected);
                 }
             }
             Err(_) => return self.refused(c),
         }
+        // Speculative I/O: the request is often there already, and on a fast network (or
+        // loopback) the connection to the real server is often up as soon as connect()
+        // returns; a send then succeeds (EAGAIN otherwise: wait for EPOLLOUT), which saves a
+        // trip through epoll.
+        c.c_rd = true;
+        c.s_wr = true;
         let (craw, sraw) = (c.cfd.as_ref().map(|f| f.as_raw_fd()), sfd.as_raw_fd());
         c.sfd = Some(sfd);
         let (i, g) = self.conns.insert(c);
@@ -1069,7 +1085,9 @@ impl Worker {
             if let Some(c) = self.conns.remove(i) {
                 self.abort(c, Event::ServerRst, true);
             }
+            return;
         }
+        self.relay(i);
     }
 
     /// The real server could not be reached: reset the client, keep the entry in CLOSE.
@@ -1113,6 +1131,9 @@ impl Worker {
                 }
                 c.connecting = false;
                 c.event(Event::Connected);
+                if c.fin_early {
+                    c.event(Event::ClientFin);
+                }
             }
         }
         c.last_ms = now;
@@ -1140,28 +1161,43 @@ impl Worker {
                 return;
             };
             let (cfd, sfd) = (cf.as_raw_fd(), sf.as_raw_fd());
-            let mut no = false;
             let hup = c.c_hup;
+            // A send to a socket still connecting answers EAGAIN (and the relay waits for
+            // EPOLLOUT); one that succeeds proves the connection up.
             match pump(
                 cfd,
                 sfd,
                 &mut c.up,
-                (&mut c.c_rd, &mut no, hup),
+                (&mut c.c_rd, &mut c.s_wr, hup),
                 false,
                 &mut self.io,
             ) {
-                Ok((read, _, eof)) => {
+                Ok((read, written, eof)) => {
                     c.from_client += read;
-                    if eof {
+                    // The kernel cannot see the client's FIN before the real server's
+                    // SYN-ACK (the client's handshake is with the real server): it counts
+                    // once the connection is up.
+                    c.fin_early |= eof;
+                    if written == 0 {
+                        return;
+                    }
+                    c.connecting = false;
+                    c.event(Event::Connected);
+                    if c.fin_early {
                         c.event(Event::ClientFin);
                     }
                 }
-                Err(_) => {
+                Err(PumpErr::Src) => {
                     let c = self.conns.remove(i).expect("present");
-                    self.abort(c, Event::ClientRst, false);
+                    return self.abort(c, Event::ClientRst, false);
+                }
+                Err(PumpErr::Dst) => {
+                    // Refused (or unreachable) while connecting.
+                    let mut c = self.conns.remove(i).expect("present");
+                    c.sfd = None;
+                    return self.refused(c);
                 }
             }
-            return;
         }
         let (Some(cf), Some(sf)) = (&c.cfd, &c.sfd) else {
             return;
@@ -1403,17 +1439,22 @@ impl Worker {
                 l.paused = false;
             }
         }
+        let mut idle = 0;
         for i in self.conns.indexes() {
             let c = self.conns.items[i].1.as_mut().expect("listed");
             if c.dirty {
                 c.flush_stats(false);
             }
             let limit = c.state.timeout(&t) as u64 * 1000;
-            if now.saturating_sub(c.last_ms) >= limit {
+            let quiet = now.saturating_sub(c.last_ms);
+            if quiet >= limit {
                 let c = self.conns.remove(i).expect("present");
                 self.abort(c, Event::ServerRst, true);
+            } else if quiet >= 1000 {
+                idle += 1;
             }
         }
+        self.idle = idle;
         for q in self.ghosts.values_mut() {
             while q.front().is_some_and(|g| g.expires_ms <= now) {
                 q.pop_front();
