@@ -2,8 +2,8 @@
 //! same number of worker threads), on loopback, in the same run and on the same cores.
 //!
 //! Built as the `userspace-bench` example of the ipvsd crate; run it through
-//! `integration-tests/bench/userspace-bench.sh`. Needs root (ipvsd binds its virtual
-//! addresses), `haproxy` and `wrk` (Debian packages).
+//! `integration-tests/bench/userspace-bench.sh`. Needs `haproxy` and `wrk` (Debian packages);
+//! loopback addresses and ports above 1024 need no privilege.
 //!
 //! This process is every real server: HTTP servers on 127.0.0.2:19001-19004 answering each
 //! request with a small response and closing (short connections), a bulk server on :19100

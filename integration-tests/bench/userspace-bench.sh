@@ -8,8 +8,9 @@
 #     --threads 1,2 (worker threads to compare)  --seconds 10  --rounds 3  --conns 64
 #     --idle 4000 (connections for the memory figure)  --body 100 (response body bytes)
 #
-# Needs root (virtual addresses and ports), and the haproxy and wrk packages
-# (apt-get install haproxy wrk). Figures and the command are recorded in docs/performance.md.
+# Needs the haproxy and wrk packages (apt-get install haproxy wrk); root only to install them
+# (loopback addresses and ports above 1024 need no privilege). Figures and the command are
+# recorded in docs/performance.md.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"

@@ -810,7 +810,7 @@ impl Worker {
     }
 
     fn run(&mut self) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut next_sweep = self.clock.now_ms() + 1000;
         while !self.stop {
             let wait = next_sweep.saturating_sub(self.clock.now_ms()).min(1000) as i32;
@@ -1471,5 +1471,21 @@ impl Worker {
                 self.epoll.delete(f.ufd.as_raw_fd());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_stay_small() {
+        // What a closed connection costs while it stays listed (TIME_WAIT: 120 s), and an open
+        // one (docs/performance.md).
+        let ghost = std::mem::size_of::<Ghost>();
+        let conn = std::mem::size_of::<(u32, Option<TcpConn>)>();
+        println!("ghost {ghost} B, open connection {conn} B");
+        assert!(ghost <= 96, "{ghost}");
+        assert!(conn <= 320, "{conn}");
     }
 }
