@@ -10,15 +10,16 @@
 use crate::error::ErrorCode;
 
 /// One token of a statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    /// The text, without the surrounding quote characters when it was quoted.
-    pub text: Vec<u8>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token<'a> {
+    /// The text, without the surrounding quote characters when it was quoted (borrowed from the
+    /// file: tokenizing allocates nothing per token).
+    pub text: &'a [u8],
     /// `Some(b'"')` or `Some(b'\'')` when the token was quoted.
     pub quote: Option<u8>,
 }
 
-impl Token {
+impl Token<'_> {
     pub fn is(&self, s: &str) -> bool {
         self.text == s.as_bytes()
     }
@@ -26,9 +27,9 @@ impl Token {
 
 /// A non-blank, non-comment line split into tokens.
 #[derive(Debug, Clone)]
-pub struct Statement {
+pub struct Statement<'a> {
     pub line: u32,
-    pub tokens: Vec<Token>,
+    pub tokens: Vec<Token<'a>>,
 }
 
 /// `isblank()`: the only token separators.
@@ -43,47 +44,61 @@ fn is_space(b: u8) -> bool {
 
 /// Splits the file into lines: (1-based number, bytes without the line end).
 pub fn lines(input: &[u8]) -> Vec<(u32, &[u8])> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    let mut number = 0u32;
-    while i < input.len() {
-        match input[i] {
-            b'\n' => {
-                number = number.saturating_add(1);
-                out.push((number, &input[start..i]));
-                i += 1;
-                start = i;
-            }
-            b'\r' => {
-                number = number.saturating_add(1);
-                out.push((number, &input[start..i]));
-                i += 1;
-                if i < input.len() && input[i] == b'\n' {
-                    i += 1;
-                }
-                start = i;
-            }
-            _ => i += 1,
+    Lines::new(input).collect()
+}
+
+/// The lines of a file, one at a time: (1-based number, bytes without the line end). A line ends
+/// at `\n`, `\r\n` or a lone `\r`.
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    input: &'a [u8],
+    pos: usize,
+    number: u32,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(input: &'a [u8]) -> Lines<'a> {
+        Lines {
+            input,
+            pos: 0,
+            number: 0,
         }
     }
-    if start < input.len() {
-        number = number.saturating_add(1);
-        out.push((number, &input[start..]));
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (u32, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u32, &'a [u8])> {
+        let rest = &self.input[self.pos..];
+        if rest.is_empty() {
+            return None;
+        }
+        self.number = self.number.saturating_add(1);
+        match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            Some(i) => {
+                let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+                self.pos += i + 1 + usize::from(crlf);
+                Some((self.number, &rest[..i]))
+            }
+            None => {
+                self.pos = self.input.len();
+                Some((self.number, rest))
+            }
+        }
     }
-    out
 }
 
 /// Number of the last line of the file (what "unexpected end of file" reports).
 pub fn last_line(input: &[u8]) -> u32 {
-    lines(input).last().map(|(n, _)| *n).unwrap_or(0)
+    Lines::new(input).last().map(|(n, _)| n).unwrap_or(0)
 }
 
 /// Turns the file into statements: blank lines and lines whose first non-blank character is `#`
 /// are skipped. A quoting error is returned with its line.
-pub fn statements(input: &[u8]) -> Result<Vec<Statement>, (ErrorCode, u32)> {
+pub fn statements(input: &[u8]) -> Result<Vec<Statement<'_>>, (ErrorCode, u32)> {
     let mut out = Vec::new();
-    for (number, text) in lines(input) {
+    for (number, text) in Lines::new(input) {
         let first = text.iter().position(|b| !is_blank(*b));
         let Some(first) = first else { continue };
         if text[first] == b'#' {
@@ -103,9 +118,9 @@ pub fn statements(input: &[u8]) -> Result<Vec<Statement>, (ErrorCode, u32)> {
 /// A token runs to the next blank. A token that starts with `"` or `'` instead runs from the first
 /// blank after its start to the next identical quote character, so it may contain blanks, and the
 /// quote must be the last character of the token; there is no escape character.
-pub fn tokenize(line: &[u8]) -> Result<Vec<Token>, ErrorCode> {
+pub fn tokenize(line: &[u8]) -> Result<Vec<Token<'_>>, ErrorCode> {
     let n = line.len();
-    let mut tokens = Vec::new();
+    let mut tokens = Vec::with_capacity(4);
     let mut i = 0;
     while i < n {
         let mut end = i;
@@ -129,9 +144,9 @@ pub fn tokenize(line: &[u8]) -> Result<Vec<Token>, ErrorCode> {
             if end <= start || line[end - 1] != q {
                 return Err(ErrorCode::BadQuoting);
             }
-            line[start..end - 1].to_vec()
+            &line[start..end - 1]
         } else {
-            line[i..end].to_vec()
+            &line[i..end]
         };
         tokens.push(Token { text, quote });
         i = end;
@@ -280,7 +295,7 @@ mod tests {
             v.into_iter()
                 .map(|t| {
                     (
-                        String::from_utf8(t.text).unwrap(),
+                        String::from_utf8(t.text.to_vec()).unwrap(),
                         t.quote.map(|q| q as char),
                     )
                 })

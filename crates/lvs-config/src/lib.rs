@@ -65,7 +65,9 @@ pub fn load_bytes(input: &[u8], resolver: &dyn Resolver) -> Result<Loaded, Synta
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path, resolver: &dyn Resolver) -> Result<Loaded, LoadError> {
     let mut file = std::fs::File::open(path).map_err(LoadError::Open)?;
-    let mut bytes = Vec::new();
+    // Sized from the file's length: one read, no regrowth of a large buffer.
+    let size = file.metadata().map(|m| m.len() as usize + 1).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(size);
     file.read_to_end(&mut bytes).map_err(|_| {
         LoadError::Syntax(SyntaxError {
             code: ErrorCode::Read,

@@ -7,15 +7,70 @@ use crate::error::{BlockKind, Diagnostic, ErrorCode, Location, Severity, SyntaxE
 use crate::lexer::{self, IntError, Statement, Token};
 use crate::model::*;
 use crate::resolve::Resolver;
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+
+/// Keyword -> line of its (last) occurrence in one block. A block has a few keywords, so a small
+/// list searched in order is faster than a hash map and allocates once.
+#[derive(Debug, Clone, Default)]
+pub struct KeywordLines(Vec<(&'static str, u32)>);
+
+impl KeywordLines {
+    /// The line of `keyword`, if it was given.
+    pub fn get(&self, keyword: &str) -> Option<u32> {
+        self.0.iter().find(|(k, _)| *k == keyword).map(|(_, l)| *l)
+    }
+
+    /// Records `keyword` at `line`; returns the line of an earlier occurrence.
+    pub fn insert(&mut self, keyword: &'static str, line: u32) -> Option<u32> {
+        match self.0.iter_mut().find(|(k, _)| *k == keyword) {
+            Some(entry) => Some(std::mem::replace(&mut entry.1, line)),
+            None => {
+                self.0.push((keyword, line));
+                None
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (keyword, line) pairs in the order the keywords first appeared.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// Equal when they hold the same keywords at the same lines, in any order.
+impl PartialEq for KeywordLines {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, l)| other.get(k) == Some(l))
+    }
+}
+
+impl Eq for KeywordLines {}
+
+impl std::ops::Index<&str> for KeywordLines {
+    type Output = u32;
+
+    fn index(&self, keyword: &str) -> &u32 {
+        match self.0.iter().find(|(k, _)| *k == keyword) {
+            Some((_, line)) => line,
+            None => panic!("keyword `{keyword}` not recorded"),
+        }
+    }
+}
 
 /// Line numbers of everything that was parsed, for diagnostics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceMap {
     /// Global keyword -> line of its (last) occurrence.
-    pub global: HashMap<&'static str, u32>,
+    pub global: KeywordLines,
     pub virtual_servers: Vec<BlockLines>,
     pub failover_services: Vec<BlockLines>,
 }
@@ -25,7 +80,7 @@ pub struct SourceMap {
 pub struct BlockLines {
     /// The `virtual NAME {` line.
     pub line: u32,
-    pub keywords: HashMap<&'static str, u32>,
+    pub keywords: KeywordLines,
     pub servers: Vec<ServerLines>,
 }
 
@@ -33,7 +88,7 @@ pub struct BlockLines {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerLines {
     pub line: u32,
-    pub keywords: HashMap<&'static str, u32>,
+    pub keywords: KeywordLines,
 }
 
 impl SourceMap {
@@ -48,20 +103,20 @@ impl SourceMap {
     /// block that holds it.
     pub fn line_of(&self, loc: &Location) -> Option<u32> {
         match loc.block {
-            None => loc.keyword.and_then(|k| self.global.get(k).copied()),
+            None => loc.keyword.and_then(|k| self.global.get(k)),
             Some((kind, vi)) => {
                 let block = self.block(kind, vi)?;
                 match loc.server {
                     None => Some(
                         loc.keyword
-                            .and_then(|k| block.keywords.get(k).copied())
+                            .and_then(|k| block.keywords.get(k))
                             .unwrap_or(block.line),
                     ),
                     Some(si) => {
                         let server = block.servers.get(si)?;
                         Some(
                             loc.keyword
-                                .and_then(|k| server.keywords.get(k).copied())
+                                .and_then(|k| server.keywords.get(k))
                                 .unwrap_or(server.line),
                         )
                     }
@@ -90,8 +145,7 @@ pub fn parse(input: &[u8], resolver: &dyn Resolver) -> Result<Parsed, SyntaxErro
     }
     let mut p = Parser {
         input,
-        lines: lexer::lines(input),
-        next_line: 0,
+        lines: lexer::Lines::new(input),
         resolver,
         diagnostics: Vec::new(),
         source: SourceMap::default(),
@@ -107,8 +161,7 @@ pub fn parse(input: &[u8], resolver: &dyn Resolver) -> Result<Parsed, SyntaxErro
 
 struct Parser<'a> {
     input: &'a [u8],
-    lines: Vec<(u32, &'a [u8])>,
-    next_line: usize,
+    lines: lexer::Lines<'a>,
     resolver: &'a dyn Resolver,
     diagnostics: Vec<Diagnostic>,
     source: SourceMap,
@@ -126,10 +179,8 @@ struct Ctx {
 
 impl<'a> Parser<'a> {
     /// The next statement, tokenized lazily so that errors come out in file order.
-    fn next_statement(&mut self) -> Result<Option<Statement>, SyntaxError> {
-        while self.next_line < self.lines.len() {
-            let (number, text) = self.lines[self.next_line];
-            self.next_line += 1;
+    fn next_statement(&mut self) -> Result<Option<Statement<'a>>, SyntaxError> {
+        for (number, text) in self.lines.by_ref() {
             let Some(first) = text.iter().position(|b| !lexer::is_blank(*b)) else {
                 continue;
             };
@@ -148,7 +199,7 @@ impl<'a> Parser<'a> {
 
     /// The next statement inside a block, or `None` at its closing `}` (which must stand alone).
     /// The end of the file inside a block is "unexpected end of file".
-    fn block_statement(&mut self) -> Result<Option<Statement>, SyntaxError> {
+    fn block_statement(&mut self) -> Result<Option<Statement<'a>>, SyntaxError> {
         let Some(st) = self.next_statement()? else {
             return Err(self.eof());
         };
@@ -259,7 +310,7 @@ impl<'a> Parser<'a> {
     fn global_statement(
         &mut self,
         c: &mut Config,
-        st: &Statement,
+        st: &Statement<'_>,
         ctx: Ctx,
     ) -> Result<(), SyntaxError> {
         let err = |code| SyntaxError {
@@ -432,7 +483,7 @@ impl<'a> Parser<'a> {
                 });
             }
             "sorry_server" => {
-                let a = lexer::inet_aton(&value(t)?.text).ok_or(ErrorCode::BadHostname)?;
+                let a = lexer::inet_aton(value(t)?.text).ok_or(ErrorCode::BadHostname)?;
                 vs.sorry_server = (!a.is_unspecified()).then_some(a);
             }
             "vip_nmask" => vs.vip_nmask = netmask(value(t)?)?,
@@ -568,7 +619,7 @@ impl<'a> Parser<'a> {
     /// argument", as in Piranha.
     fn host(&self, tok: &Token) -> R<Host> {
         let name = text(tok)?;
-        if let Some(address) = lexer::inet_aton(&tok.text) {
+        if let Some(address) = lexer::inet_aton(tok.text) {
             return Ok(Host { name, address });
         }
         let address = self.resolver.host(&name).ok_or(ErrorCode::BadArgument)?;
@@ -586,7 +637,7 @@ impl<'a> Parser<'a> {
 
     /// `getPort`: a number, else a TCP service name, else "invalid argument".
     fn port(&self, tok: &Token) -> R<i64> {
-        match lexer::strtol(&tok.text) {
+        match lexer::strtol(tok.text) {
             Ok(v) => Ok(v),
             Err(_) => {
                 let name = text(tok)?;
@@ -608,7 +659,7 @@ impl<'a> Parser<'a> {
         current: Duration,
     ) -> R<Duration> {
         if tok.text.contains(&b'.') {
-            return decimal_seconds(&tok.text).ok_or(ErrorCode::IntExpected);
+            return decimal_seconds(tok.text).ok_or(ErrorCode::IntExpected);
         }
         let v = num(tok)?;
         let secs: u64 = self.ranged(ctx, keyword, v, 0, u32::MAX as i64, current.as_secs());
@@ -747,7 +798,7 @@ fn block_header(t: &[Token]) -> R<String> {
 }
 
 /// Piranha's CHECK_ARGS: `KEYWORD = VALUE...` with exactly `count` values.
-fn values(t: &[Token], count: usize) -> R<&[Token]> {
+fn values<'t, 'a>(t: &'t [Token<'a>], count: usize) -> R<&'t [Token<'a>]> {
     if t.len() < 2 || !t[1].is("=") {
         return Err(ErrorCode::EqualExpected);
     }
@@ -760,11 +811,11 @@ fn values(t: &[Token], count: usize) -> R<&[Token]> {
     Ok(&t[2..])
 }
 
-fn value(t: &[Token]) -> R<&Token> {
+fn value<'t, 'a>(t: &'t [Token<'a>]) -> R<&'t Token<'a>> {
     Ok(&values(t, 1)?[0])
 }
 
-fn values2(t: &[Token]) -> R<(&Token, &Token)> {
+fn values2<'t, 'a>(t: &'t [Token<'a>]) -> R<(&'t Token<'a>, &'t Token<'a>)> {
     let v = values(t, 2)?;
     Ok((&v[0], &v[1]))
 }
@@ -790,12 +841,14 @@ fn list(t: &[Token]) -> R<Vec<String>> {
 
 /// A token as text. lvs.cf is read as bytes; a value that is not UTF-8 is refused.
 fn text(tok: &Token) -> R<String> {
-    String::from_utf8(tok.text.clone()).map_err(|_| ErrorCode::BadArgument)
+    std::str::from_utf8(tok.text)
+        .map(str::to_owned)
+        .map_err(|_| ErrorCode::BadArgument)
 }
 
 /// `getNum`.
 fn num(tok: &Token) -> R<i64> {
-    lexer::strtol(&tok.text).map_err(|e| match e {
+    lexer::strtol(tok.text).map_err(|e| match e {
         IntError::NotInteger | IntError::Overflow => ErrorCode::IntExpected,
     })
 }
@@ -811,6 +864,6 @@ fn boolean(tok: &Token) -> R<bool> {
 
 /// A dotted quad for a netmask; 0.0.0.0 means none.
 fn netmask(tok: &Token) -> R<Option<Ipv4Addr>> {
-    let m = lexer::inet_aton(&tok.text).ok_or(ErrorCode::BadNetmask)?;
+    let m = lexer::inet_aton(tok.text).ok_or(ErrorCode::BadNetmask)?;
     Ok((!m.is_unspecified()).then_some(m))
 }

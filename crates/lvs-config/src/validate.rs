@@ -386,8 +386,9 @@ impl Validator<'_> {
     fn servers(&mut self, kind: BlockKind, i: usize, vs: &VirtualServer) {
         let b = Some((kind, i));
         let c = self.config;
-        let mut by_name: HashMap<&str, usize> = HashMap::new();
-        let mut by_addr: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+        let n = vs.servers.len();
+        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(n);
+        let mut by_addr: HashMap<(Ipv4Addr, u16), usize> = HashMap::with_capacity(n);
         for (si, rs) in vs.servers.iter().enumerate() {
             let s = |kw| at(b, Some(si), kw);
             if let Some(problem) = crate::writer::unrepresentable_inner(&rs.name) {
@@ -487,10 +488,11 @@ impl Validator<'_> {
             BlockKind::Virtual => "virtual server",
             BlockKind::Failover => "failover service",
         };
-        let mut by_name: HashMap<&str, usize> = HashMap::new();
-        let mut by_key: HashMap<ServiceKey, usize> = HashMap::new();
-        let mut device_of: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
-        let mut address_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+        let n = blocks.len();
+        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(n);
+        let mut by_key: HashMap<ServiceKey, usize> = HashMap::with_capacity(n);
+        let mut device_of: HashMap<Ipv4Addr, (usize, &str)> = HashMap::with_capacity(n);
+        let mut address_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::with_capacity(n);
         let mut fwmark_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
         for (i, vs) in blocks.iter().enumerate() {
             let b = Some((kind, i));
