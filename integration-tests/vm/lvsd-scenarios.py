@@ -438,6 +438,12 @@ def scenario_main():
           str(t.get("TCP 10.0.0.1:80 wlc")))
     check("start: the inactive virtual server is not in the kernel", not any("10.0.0.6" in s for s in t))
     check("start: the foreign service is untouched", t.get(FOREIGN) == {"10.99.0.2:25 Route 1"})
+    forwarding = open("/proc/sys/net/ipv4/ip_forward").read().strip()
+    said = [l for l in d.lines() if "prerequisite missing" in l and "ip_forward" in l]
+    check("start: a NAT router's missing ip_forward is logged with its fix (and only when missing)",
+          (forwarding == "0") == bool(said)
+          and all("fix: sysctl -w net.ipv4.ip_forward=1" in l for l in said),
+          f"ip_forward={forwarding}: {said}")
     line = next((l for l in d.lines() if "virtual services in the kernel" in l), "")
     log(f"     {line}")
     ok, el = wait_for(lambda: table() == expected(), 60)

@@ -49,6 +49,9 @@ pub struct Options {
     pub backoff: Backoff,
     /// When the process started (for the start-up timing line).
     pub started_at: Instant,
+    /// Publish the status file for piranha-gui (`status`; the daemon does, an embedded
+    /// controller does not).
+    pub publish_status: bool,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
             stop_timeout: Duration::from_secs(5),
             backoff: Backoff::default(),
             started_at: Instant::now(),
+            publish_status: false,
         }
     }
 
@@ -269,6 +273,11 @@ impl Controller {
         self.table.counters
     }
 
+    /// The IPVS table, for the status publisher's counter reads ([`crate::status`]).
+    pub(crate) fn table_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+
     pub fn exit_reason(&self) -> Option<&ExitReason> {
         self.exit.as_ref()
     }
@@ -366,7 +375,9 @@ impl Controller {
         let n = changes.len();
         // The kernel first, the log after: with thousands of services the log lines take longer
         // than the kernel requests.
+        let t_kernel = Instant::now();
         self.apply(changes, Cause::Start);
+        let kernel_time = t_kernel.elapsed();
         let elapsed = self.opts.started_at.elapsed();
         let (mut added, mut adopted) = (0, 0);
         for s in &desired.services {
@@ -383,8 +394,9 @@ impl Controller {
             }
         }
         info!(
-            "{} virtual services in the kernel ({added} added, {adopted} adopted, {n} changes) {} after start",
+            "{} virtual services in the kernel ({added} added, {adopted} adopted, {n} changes in {}) {} after start",
             desired.len(),
+            ms(kernel_time),
             ms(elapsed)
         );
         // The nannies (after the kernel: building thousands of argument vectors takes a while).
@@ -554,6 +566,7 @@ impl Controller {
                 debug!("nanny for {label} reported before its hello line");
             }
         }
+        crate::status::note(&key, &report);
         let Some(before) = m.health.report(&report) else {
             return;
         };
@@ -925,6 +938,9 @@ impl Controller {
                 for w in &warnings {
                     warn!("{}", diagnostic_line(&path, w));
                 }
+                if !self.opts.test_start {
+                    netconf::prereq::log_missing(&c);
+                }
                 c
             }
             Err(lines) => {
@@ -938,6 +954,7 @@ impl Controller {
                 return;
             }
         };
+        let load_time = t0.elapsed();
         let d = lvs_config::diff(&self.config, &new);
         if d.is_empty() {
             info!("configuration unchanged");
@@ -1118,10 +1135,11 @@ impl Controller {
         self.dirty.retain(|id| !affected.contains(id));
         let after = self.table.counters;
         info!(
-            "configuration reloaded in {}: virtual services {added} added, {removed} removed, \
-             {changed} changed, {} untouched; nannies {} started, {} restarted, {} stopped, {} kept; \
-             {} kernel requests ({} reads, {} changes)",
+            "configuration reloaded in {} (file read and checked in {}): virtual services {added} \
+             added, {removed} removed, {changed} changed, {} untouched; nannies {} started, {} \
+             restarted, {} stopped, {} kept; {} kernel requests ({} reads, {} changes)",
             ms(t0.elapsed()),
+            ms(load_time),
             self.vs_index.len().saturating_sub(added + changed),
             plan.start.len(),
             plan.restart.len(),
@@ -1262,9 +1280,16 @@ impl Controller {
 
     /// Runs the main loop until a shutdown signal or (hard_shutdown) a nanny death.
     pub fn run(&mut self, signals: &Signals) -> ExitReason {
+        let mut status = if self.opts.publish_status {
+            crate::status::Publisher::from_env()
+        } else {
+            crate::status::Publisher::off()
+        };
         while self.exit.is_none() {
-            self.step(signals, MAX_SLEEP);
+            status.tick(self);
+            self.step(signals, status.wait(MAX_SLEEP));
         }
+        status.finish(self);
         self.exit.clone().unwrap_or(ExitReason::NannyDied)
     }
 

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod reload;
 pub mod signals;
+pub mod status;
 pub mod supervisor;
 
 #[cfg(test)]

@@ -231,6 +231,8 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
     for w in &warnings {
         log::warn!("{}", controller::diagnostic_line(&file, w));
     }
+    // A NAT router's kernel settings (ip_forward, ...): each one missing is logged with its fix.
+    netconf::prereq::log_missing(&config);
     let _pid = match pidfile.as_deref().map(daemon::PidFile::create) {
         Some(Err(e)) => {
             log::error!(
@@ -267,6 +269,7 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
     opts.repair_interval =
         (args.repair_interval > 0.0).then(|| Duration::from_secs_f64(args.repair_interval));
     opts.started_at = started_at;
+    opts.publish_status = !args.test_start;
     let mut ctl = Controller::new(opts, config, table, Box::new(resolver));
     ctl.start();
     let reason = ctl.run(&signals);

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn lvsd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lvsd"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lvsd"));
+    // No status file for piranha-gui from tests (the default is /run/piranha).
+    c.env("PIRANHA_STATUS_DIR", "");
+    c
 }
 
 fn repo() -> PathBuf {

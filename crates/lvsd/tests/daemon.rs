@@ -35,7 +35,10 @@ virtual dns {
 ";
 
 fn lvsd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lvsd"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lvsd"));
+    // No status file for piranha-gui from tests (the default is /run/piranha).
+    c.env("PIRANHA_STATUS_DIR", "");
+    c
 }
 
 struct Running {

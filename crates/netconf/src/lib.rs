@@ -7,6 +7,7 @@
 //! - [`arp`]: the send_arp frame (Piranha's, byte for byte), MAC parsing and the raw socket.
 //! - [`rtnl`]: a synchronous rtnetlink socket: links, IPv4 addresses, add and delete.
 //! - [`monitor`]: a socket subscribed to link and address changes, for a poll loop.
+//! - [`prereq`]: the kernel settings a NAT router needs, read from /proc (used by pulse and lvsd).
 //!
 //! Nothing here spawns a thread or needs an async runtime: every call is one or two system calls
 //! on a socket the caller owns, so a single-threaded daemon can use it between two `poll`s.
@@ -14,6 +15,7 @@
 pub mod addr;
 pub mod arp;
 pub mod monitor;
+pub mod prereq;
 pub mod rtnl;
 
 pub use addr::{classful_prefix, netmask_prefix, AddrError, FloatingAddress};

@@ -294,6 +294,7 @@ impl Driver {
         );
         self.execute(now, a);
         let mut last_link_check = Instant::now();
+        let mut status = crate::status::Publisher::from_env();
         while self.exit.is_none() {
             let now = Instant::now();
             let a = self.machine.poll(now);
@@ -310,9 +311,14 @@ impl Driver {
                 last_link_check = now;
                 self.check_links(now);
             }
+            status.update(self.status_snapshot());
             self.wait();
         }
         self.finish_lvsd();
+        if self.plan.sync_daemon.is_some() {
+            self.stop_sync_daemons();
+        }
+        status.finish();
         self.exit.unwrap_or(0)
     }
 
@@ -577,7 +583,10 @@ impl Driver {
                     After::Deactivate => {
                         let cmd = self.plan.inactive_cmd.clone();
                         self.command("inactive_cmd", cmd);
-                        self.sync_daemon(false);
+                        // At exit the sync daemons stop with pulse (see run).
+                        if self.exit.is_none() {
+                            self.sync_daemon(false);
+                        }
                         self.stop_lvsd();
                     }
                 }
@@ -738,11 +747,19 @@ impl Driver {
         if self.opts.verbose {
             log::debug!("DEBUG -- Executing '{cmd}'");
         }
-        match Command::new(prog)
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .spawn()
-        {
+        let mut c = Command::new(prog);
+        c.args(&argv[1..]).stdin(Stdio::null());
+        // SAFETY: only async-signal-safe calls: the child starts with no signal blocked (pulse's
+        // mask is inherited across exec otherwise).
+        unsafe {
+            c.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        match c.spawn() {
             Ok(child) => {
                 // Reaped by the SIGCHLD handling, like every child.
                 self.children.insert(child.id() as i32, what);
@@ -785,6 +802,22 @@ impl Driver {
         match ipvs.apply(&ipvs::Change::StartDaemon(daemon)) {
             Ok(()) => log::info!("IPVS sync daemon: {role} on {iface}, syncid {id}"),
             Err(e) => log::error!("cannot start the IPVS sync daemon as {role} on {iface}: {e}"),
+        }
+    }
+
+    /// Stops the kernel's IPVS sync daemons: at exit (an orderly stop leaves no sync daemon
+    /// behind) and when a reload sets `syncdaemon = 0`.
+    fn stop_sync_daemons(&mut self) {
+        if self.opts.test_start {
+            return;
+        }
+        match ipvs::open() {
+            Ok(mut ipvs) => {
+                let _ = ipvs.apply(&ipvs::Change::StopDaemon(ipvs::DaemonState::Backup));
+                let _ = ipvs.apply(&ipvs::Change::StopDaemon(ipvs::DaemonState::Master));
+                log::info!("IPVS sync daemon stopped");
+            }
+            Err(e) => log::error!("cannot stop the IPVS sync daemon: {e}"),
         }
     }
 
@@ -833,6 +866,11 @@ impl Driver {
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+                // pulse blocks its signals (signalfd) and the mask is inherited across exec
+                // (the standard library does not reset it): lvsd must get SIGTERM, SIGHUP...
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                 Ok(())
             });
         }
@@ -978,6 +1016,23 @@ impl Driver {
                 libc::SIGUSR1 => self.status(),
                 other => log::info!("ignoring signal {other}"),
             }
+        }
+    }
+
+    /// What [`crate::status`] publishes.
+    fn status_snapshot(&self) -> crate::status::Snapshot {
+        crate::status::Snapshot {
+            master: self.plan.master,
+            active: self.machine.is_active(),
+            partner_configured: self.plan.partner,
+            partner: self.machine.partner_state(),
+            link_failed: self.machine.link_failed(),
+            lvsd_failed: self.machine.child_failed(),
+            lvsd_pid: match self.lvsd {
+                LvsdProc::Running(p) => Some(p),
+                _ => None,
+            },
+            addresses: self.owned.iter().map(|a| a.to_string()).collect(),
         }
     }
 
@@ -1155,7 +1210,16 @@ impl Driver {
             }
         }
         let monitor_changed = new.monitor_links != self.plan.monitor_links;
+        let sync_changed = new.sync_daemon != self.plan.sync_daemon;
         self.plan = new;
+        if sync_changed {
+            // syncdaemon, syncd_iface or syncd_id changed: the daemons follow at once.
+            if self.plan.sync_daemon.is_some() {
+                self.sync_daemon(self.machine.is_active());
+            } else {
+                self.stop_sync_daemons();
+            }
+        }
         if monitor_changed {
             self.set_link_monitor();
             if self.plan.monitor_links {

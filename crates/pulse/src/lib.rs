@@ -6,7 +6,8 @@
 //! - [`machine`]: the failover state machine, pure (events and time in, actions out).
 //! - [`plan`]: what lvs.cf means for this router: role, heartbeat paths, floating addresses.
 //! - [`args`]: the command line (Piranha's popt options).
-//! - [`prereq`]: the kernel settings a NAT router needs (checked at start and on reload).
+//! - [`prereq`]: the kernel settings a NAT router needs (checked at start and on reload; it lives
+//!   in `netconf`, shared with lvsd).
 //! - [`driver`]: the I/O: one thread, one `ppoll`, sockets, signals, netlink, lvsd.
 
 pub mod args;
@@ -14,5 +15,6 @@ pub mod driver;
 pub mod heartbeat;
 pub mod machine;
 pub mod plan;
-pub mod prereq;
+pub use netconf::prereq;
 pub mod signals;
+pub mod status;

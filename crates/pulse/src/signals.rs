@@ -10,7 +10,8 @@
 //! | SIGUSR1 | log the state |
 //! | any other that would kill (SIGUSR2, SIGALRM, SIGPIPE, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGXCPU, SIGXFSZ, SIGSTKFLT, real-time signals) | logged and ignored |
 //!
-//! Children get an empty signal mask (the standard library resets it before `exec`).
+//! Children get an empty signal mask: the driver resets it before `exec` (the standard library
+//! does not, and a blocked SIGTERM would make lvsd deaf to pulse's stop).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

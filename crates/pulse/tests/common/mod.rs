@@ -294,6 +294,8 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", &ns, program])
             .args(args)
+            // No status file for piranha-gui from tests (the default is /run/piranha).
+            .env("PIRANHA_STATUS_DIR", "")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -1,6 +1,7 @@
 //! The router prerequisites of a NAT configuration (the HOWTO's "IP forwarding, defragmentation,
 //! masquerading", today's kernel settings), checked at start and on reload: each one missing is
-//! returned with the exact command that fixes it, and pulse logs it as a warning. Pure: the kernel
+//! returned with the exact command that fixes it, and pulse (at start and on reload) and lvsd (at
+//! start, that is when a router becomes active, and on reload) log it as a warning. Pure: the kernel
 //! is read through [`System`] ([`ProcSys`] in the daemon, a table in the tests).
 //!
 //! What a router needs, and what is checked (only for `service = lvs`, `network = nat` with an
@@ -18,7 +19,7 @@
 //! network (it serves only the real servers' own outgoing connections, not the virtual services;
 //! `etc/nftables/piranha-rs-nat.nft` has the rule, docs/howto.md explains).
 //!
-//! The module depends only on `lvs-config` and `std`, so lvsd can use it as it is.
+//! The module depends only on `lvs-config`, `log` and `std`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
