@@ -45,9 +45,9 @@ BUILD      := $(TARGET_DIR)/release
 BINS          := pulse lvsd nanny send_arp
 OPTIONAL_BINS := ipvsd piranha-gui piranha_gui piranha-passwd
 MAN5          := lvs.cf.5
-MAN8          := pulse.8 lvsd.8 nanny.8 send_arp.8 ipvsadm.8
+MAN8          := pulse.8 lvsd.8 nanny.8 send_arp.8 ipvsadm.8 piranha-gui.8 piranha-passwd.8
 EXAMPLES      := etc/lvs.cf.sample etc/sysctl.d/90-piranha-rs-router.conf etc/nftables/piranha-rs-nat.nft
-DOCS          := docs/howto.md docs/install.md docs/compatibility.md docs/nanny-protocol.md
+DOCS          := docs/howto.md docs/install.md docs/compatibility.md docs/nanny-protocol.md docs/gui.md
 
 MANIFEST   := $(PKGLIBDIR)/install-manifest
 SAVED_IPVSADM := $(PKGLIBDIR)/ipvsadm.before-piranha-rs
@@ -161,6 +161,7 @@ install:
 
 	put 0755 init.d/pulse '$(INITDIR)/pulse'
 	put 0644 etc/systemd/pulse.service '$(UNITDIR)/pulse.service'
+	put 0644 etc/systemd/piranha-gui.service '$(UNITDIR)/piranha-gui.service'
 	for m in $(MAN5); do
 	    install -d "$$D$(MANDIR)/man5"
 	    gzip -9nc docs/man/$$m >"$$D$(MANDIR)/man5/$$m.gz"; record "$(MANDIR)/man5/$$m.gz"
