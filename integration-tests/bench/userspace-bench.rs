@@ -49,6 +49,8 @@ struct Opts {
     ipvsd: PathBuf,
     ipvsd_args: Vec<String>,
     kinds: Vec<Kind>,
+    /// Only the short-connection measurement (no bulk, no memory): for quick iterations.
+    short_only: bool,
     ipvsadm: PathBuf,
     haproxy: PathBuf,
     wrk: PathBuf,
@@ -65,6 +67,7 @@ fn parse() -> Opts {
         ipvsd: "target/release/ipvsd".into(),
         ipvsd_args: vec![],
         kinds: vec![Kind::Ipvsd, Kind::Haproxy, Kind::HaproxySplice],
+        short_only: false,
         ipvsadm: "target/release/ipvsadm".into(),
         haproxy: "/usr/sbin/haproxy".into(),
         wrk: "/usr/bin/wrk".into(),
@@ -72,6 +75,11 @@ fn parse() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if args[i] == "--short-only" {
+            o.short_only = true;
+            i += 1;
+            continue;
+        }
         let v = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--threads" => o.threads = v.split(',').map(|x| x.parse().expect("threads")).collect(),
@@ -656,6 +664,9 @@ fn main() {
                     s.errors
                 );
                 shorts[ki].push(s);
+                if o.short_only {
+                    continue;
+                }
                 // let TIME_WAIT sockets of the short run not skew the bulk run
                 thread::sleep(Duration::from_millis(500));
                 let b = bulk(&p, &o);
@@ -670,7 +681,7 @@ fn main() {
             }
         }
         let mut mem = vec![];
-        for &k in &kinds {
+        for &k in kinds.iter().filter(|_| !o.short_only) {
             let p = start(k, t, &o);
             let m = memory(&p, &o, &held);
             drop(p);
@@ -694,6 +705,24 @@ fn main() {
             .iter()
             .map(|v| median(v.iter().map(|s| s.p99_ms).collect()))
             .collect();
+        if o.short_only {
+            println!("\nmedians, {t} thread(s), short connections:");
+            println!(
+                "| req/s | {:.0} | {:.0} | {:.0} | {:.2} |",
+                rps[0],
+                rps[1],
+                rps[2],
+                rps[0] / rps[1].max(rps[2])
+            );
+            println!(
+                "| p99 (ms) | {:.2} | {:.2} | {:.2} | {:.2} |",
+                p99[0],
+                p99[1],
+                p99[2],
+                p99[0] / p99[1].min(p99[2])
+            );
+            continue;
+        }
         let gbps: Vec<f64> = bulks
             .iter()
             .map(|v| median(v.iter().map(|b| b.0).collect()))

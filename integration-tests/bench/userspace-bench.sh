@@ -7,6 +7,7 @@
 #   integration-tests/bench/userspace-bench.sh [options]
 #     --threads 1,2 (worker threads to compare)  --seconds 10  --rounds 3  --conns 64
 #     --idle 4000 (connections for the memory figure)  --body 100 (response body bytes)
+#     --short-only (only the short-connection figures, for quick iterations)
 #
 # Needs the haproxy and wrk packages (apt-get install haproxy wrk); root only to install them
 # (loopback addresses and ports above 1024 need no privilege). Figures and the command are
