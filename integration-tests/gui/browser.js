@@ -79,6 +79,10 @@ async function main() {
     await page.fill('#password', env.PASSWORD);
     await Promise.all([page.waitForURL('**/control'), page.click('#login')]);
     check(page.url().endsWith('/control'), 'logged in, on CONTROL/MONITORING');
+    await page.click('a.help');
+    check(await page.locator('#change-password').isVisible() &&
+          (await page.textContent('#change-password')).includes('piranha-passwd'),
+          'CHANGE PASSWORD says how (piranha-passwd on the router)');
 
     // --- global settings
     await page.goto(BASE + '/global');
@@ -87,6 +91,7 @@ async function main() {
     await page.fill('#f-nat_router_ip', '127.0.0.254');
     await page.fill('#f-nat_router_device', 'lo:9');
     await page.fill('#f-nat_nmask', '255.255.255.0');
+    await page.fill('#f-debug_level', 'NONE');
     await submit(page, page.locator('form.api'));
     await page.waitForSelector('#flash.ok');
     check((await page.textContent('#flash')).includes('Saved'), 'GLOBAL SETTINGS saved');

@@ -206,7 +206,12 @@ pub fn control(ctx: &Ctx) -> (u16, String) {
 <button type=\"button\" id=\"refresh\">Update information now</button> \
 <button type=\"button\" class=\"act\" data-method=\"POST\" data-url=\"/api/apply\" \
 data-confirm=\"Reload the running suite with the saved configuration?\">APPLY (reload pulse/lvsd)</button>\
-<span id=\"updated\"></span></section>\
+<span id=\"updated\"></span> \
+<a class=\"help\" href=\"#change-password\" title=\"The password is changed on the router, as root: \
+piranha-passwd (it asks for the new password twice, or reads it with --stdin)\">CHANGE PASSWORD</a>\
+<p id=\"change-password\" class=\"hint\">To change the GUI's password, run <code>piranha-passwd</code> \
+as root on the router (the GUI itself cannot: it runs unprivileged and never writes its password file).</p>\
+</section>\
 <section><h3>Pulse on this router</h3><div id=\"pulse\">loading&hellip;</div></section>\
 <section><h3>Virtual and real servers</h3><div id=\"servers\">loading&hellip;</div></section>\
 <section><h3>Connections and rates</h3><div id=\"charts\" class=\"charts\"></div></section>\
@@ -314,6 +319,12 @@ pub fn global(ctx: &Ctx) -> (u16, String) {
         "Hard shutdown: stop lvsd when a monitor dies",
         "hard_shutdown",
         c.hard_shutdown,
+    ));
+    f.push_str(&input(
+        "Debug level",
+        "debug_level",
+        &c.debug_level,
+        "NONE (kept in lvs.cf for Piranha's tools)",
     ));
     f.push_str("</fieldset>");
     (

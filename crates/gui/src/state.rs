@@ -34,6 +34,7 @@ pub const SUITE_PROGRAMS: &[&str] = &[
     "lvs",
     "nanny",
     "send_arp",
+    "fos",
     "ipvsd",
     "ipvsadm",
     "piranha-gui",
