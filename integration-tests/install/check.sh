@@ -36,11 +36,13 @@ expected="$tmp/expected"
         etc/init.d/pulse \
         etc/sysconfig/ha/lvs.cf \
         etc/sysconfig/pulse \
+        lib/systemd/system/piranha-gui.service \
         lib/systemd/system/pulse.service \
         usr/lib/piranha-rs/install-manifest \
         usr/lib/piranha-rs/ipvsadm \
         usr/sbin/lvs usr/sbin/lvsd usr/sbin/nanny usr/sbin/pulse usr/sbin/send_arp \
         usr/share/doc/piranha-rs/compatibility.md \
+        usr/share/doc/piranha-rs/gui.md \
         usr/share/doc/piranha-rs/howto.md \
         usr/share/doc/piranha-rs/install.md \
         usr/share/doc/piranha-rs/nanny-protocol.md \
@@ -50,7 +52,8 @@ expected="$tmp/expected"
         usr/share/man/man5/lvs.cf.5.gz \
         usr/share/man/man8/ipvsadm.8.gz usr/share/man/man8/lvs.8.gz \
         usr/share/man/man8/lvsd.8.gz usr/share/man/man8/nanny.8.gz \
-        usr/share/man/man8/pulse.8.gz usr/share/man/man8/send_arp.8.gz
+        usr/share/man/man8/pulse.8.gz usr/share/man/man8/send_arp.8.gz \
+        usr/share/man/man8/piranha-gui.8.gz usr/share/man/man8/piranha-passwd.8.gz
     # Binaries of later issues, installed when the build made them.
     for b in ipvsd piranha-gui piranha_gui piranha-passwd; do
         if [ -x "$build/$b" ]; then echo "usr/sbin/$b"; fi
@@ -177,12 +180,24 @@ for c in systemctl update-rc.d invoke-rc.d deb-systemd-helper deb-systemd-invoke
     printf '#!/bin/sh\necho "%s $*" >>"%s"\nexit 1\n' "$c" "$tmp/calls" >"$stub/$c"
     chmod 755 "$stub/$c"
 done
+# The system user and the config directory's group: recorded, never done to this machine.
+for c in groupadd useradd chgrp chmod install; do
+    printf '#!/bin/sh\necho "%s $*" >>"%s"\nexit 0\n' "$c" "$tmp/calls" >"$stub/$c"
+    chmod 755 "$stub/$c"
+done
+printf '#!/bin/sh\necho "getent $*" >>"%s"\nexit 2\n' "$tmp/calls" >"$stub/getent"
+chmod 755 "$stub/getent"
 : >"$tmp/calls"
 PATH="$stub:$PATH" sh "$ctl/postinst" configure >"$tmp/postinst.log"
 PATH="$stub:$PATH" sh "$ctl/postinst" configure 0.0.1-1 >/dev/null
 check "postinst starts nothing" sh -c "! grep -E 'start|enable|restart|defaults' '$tmp/calls'"
 check "postinst says how to divert ipvsadm" grep -q "dpkg-divert --local --rename --add /sbin/ipvsadm" "$tmp/postinst.log"
 check "postinst says pulse is not enabled" grep -q "not enabled" "$tmp/postinst.log"
+check "postinst says the GUI needs piranha-passwd" grep -q "piranha-passwd" "$tmp/postinst.log"
+check "postinst creates the system group and user piranha" sh -c \
+    "grep -q '^groupadd --system piranha$' '$tmp/calls' && grep -q '^useradd --system -g piranha .* piranha$' '$tmp/calls'"
+check "the first configure gives lvs.cf's directory to the group piranha (once)" sh -c \
+    "[ \$(grep -c '^chgrp piranha /etc/sysconfig/ha /etc/sysconfig/ha/lvs.cf$' '$tmp/calls') = 1 ] && grep -q '^chmod 2775 /etc/sysconfig/ha$' '$tmp/calls'"
 for s in prerm postrm; do
     check "$s runs" env PATH="$stub:$PATH" sh "$ctl/$s" remove
 done
