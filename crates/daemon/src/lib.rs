@@ -4,6 +4,7 @@
 
 pub mod logging;
 pub mod process;
+pub mod status_file;
 
 pub use logging::{init_logging, init_logging_as, LogTarget};
 pub use process::{daemonize, PidFile};

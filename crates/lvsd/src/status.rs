@@ -12,23 +12,17 @@
 
 use crate::controller::Controller;
 use crate::plan::{monitor_key, service_id, Health, MonitorKey};
+use daemon::status_file::StatusFile;
 use ipvs::{ServiceEntry, ServiceId, Stats};
 use nanny::report::Report;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Environment variable naming the status directory.
-pub const ENV_DIR: &str = "PIRANHA_STATUS_DIR";
 /// Environment variable: milliseconds between two IPVS counter refreshes.
 pub const ENV_INTERVAL: &str = "PIRANHA_STATUS_INTERVAL_MS";
-/// Environment variable: the group that may read the status files.
-pub const ENV_GROUP: &str = "PIRANHA_STATUS_GROUP";
-/// Default status directory.
-pub const DEFAULT_DIR: &str = "/run/piranha";
 /// File name of lvsd's status.
 pub const FILE_NAME: &str = "lvsd.json";
 
@@ -75,67 +69,6 @@ fn failures() -> (u64, BTreeMap<MonitorKey, (String, u64)>) {
     }
 }
 
-/// Writes `text` to `path` atomically (temporary file in the same directory, then rename), mode
-/// 0640, group `gid` when given.
-pub fn write_atomic(path: &Path, text: &str, gid: Option<u32>) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-        if let Some(g) = gid {
-            let _ = std::os::unix::fs::fchown(&f, None, Some(g));
-        }
-        f.write_all(text.as_bytes())?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The gid of a group by name.
-pub fn group_id(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getgrnam with a valid C string; the result is read at once (single-threaded here).
-    let g = unsafe { libc::getgrnam(c.as_ptr()) };
-    if g.is_null() {
-        None
-    } else {
-        // SAFETY: non-null result of getgrnam.
-        Some(unsafe { (*g).gr_gid })
-    }
-}
-
-/// Creates the status directory if it is missing (mode 0750, group `gid`).
-pub fn ensure_dir(dir: &Path, gid: Option<u32>) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o750)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
-    if let Some(g) = gid {
-        let _ = std::os::unix::fs::chown(dir, None, Some(g));
-    }
-    Ok(())
-}
-
 fn stats_json(s: &Stats) -> Value {
     json!({
         "conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts,
@@ -156,60 +89,49 @@ fn health_json(h: Option<Health>) -> (&'static str, Option<u32>) {
 
 /// Publishes lvsd's status (see the module documentation).
 pub struct Publisher {
-    path: Option<PathBuf>,
-    gid: Option<u32>,
+    file: StatusFile,
     interval: Duration,
     next_refresh: Instant,
     last_health: Option<BTreeMap<MonitorKey, Health>>,
     last_generation: u64,
     stats: HashMap<ServiceId, ServiceEntry>,
     stats_error: Option<String>,
-    failing: bool,
     started: u64,
 }
 
 impl Publisher {
     /// A publisher configured from the environment.
     pub fn from_env() -> Publisher {
-        let dir = match std::env::var_os(ENV_DIR) {
-            Some(d) if d.is_empty() => None,
-            Some(d) => Some(PathBuf::from(d)),
-            None => Some(PathBuf::from(DEFAULT_DIR)),
-        };
-        Publisher::with_dir(dir)
+        Publisher::with_file(StatusFile::from_env(FILE_NAME))
     }
 
     /// A publisher that writes nothing (a controller embedded in a test, a test start).
     pub fn off() -> Publisher {
-        Publisher::with_dir(None)
+        Publisher::with_file(StatusFile::off())
     }
 
-    fn with_dir(dir: Option<PathBuf>) -> Publisher {
+    fn with_file(file: StatusFile) -> Publisher {
         let interval = std::env::var(ENV_INTERVAL)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|&ms| ms >= 100)
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_secs(2));
-        let group = std::env::var(ENV_GROUP).unwrap_or_else(|_| "piranha".into());
-        let gid = group_id(&group);
         Publisher {
-            path: dir.map(|d| d.join(FILE_NAME)),
-            gid,
+            file,
             interval,
             next_refresh: Instant::now(),
             last_health: None,
             last_generation: 0,
             stats: HashMap::new(),
             stats_error: None,
-            failing: false,
             started: unix_now(),
         }
     }
 
     /// How long the main loop may sleep before the next counter refresh is due.
     pub fn wait(&self, max: Duration) -> Duration {
-        if self.path.is_none() {
+        if !self.file.is_on() {
             return max;
         }
         max.min(self.next_refresh.saturating_duration_since(Instant::now()))
@@ -218,7 +140,7 @@ impl Publisher {
     /// Called after every pass of the main loop: writes the file when a health changed, and
     /// refreshes the IPVS counters when they are due.
     pub fn tick(&mut self, ctl: &mut Controller) {
-        if self.path.is_none() {
+        if !self.file.is_on() {
             return;
         }
         let now = Instant::now();
@@ -241,7 +163,7 @@ impl Publisher {
 
     /// The last write, as lvsd stops.
     pub fn finish(&mut self, ctl: &Controller) {
-        if self.path.is_some() {
+        if self.file.is_on() {
             self.stats.clear();
             self.write(ctl, false);
         }
@@ -344,31 +266,8 @@ impl Publisher {
     }
 
     fn write(&mut self, ctl: &Controller, running: bool) {
-        let Some(path) = self.path.clone() else {
-            return;
-        };
-        let text = match serde_json::to_string_pretty(&self.document(ctl, running)) {
-            Ok(t) => t + "\n",
-            Err(_) => return,
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let result = ensure_dir(dir, self.gid).and_then(|_| write_atomic(&path, &text, self.gid));
-        match result {
-            Ok(()) => {
-                if self.failing {
-                    log::info!("status file {} written again", path.display());
-                    self.failing = false;
-                }
-            }
-            Err(e) => {
-                if !self.failing {
-                    log::warn!(
-                        "cannot write the status file {}: {e} (set {ENV_DIR}; empty turns it off)",
-                        path.display()
-                    );
-                    self.failing = true;
-                }
-            }
+        if let Ok(text) = serde_json::to_string_pretty(&self.document(ctl, running)) {
+            self.file.write(&(text + "\n"));
         }
     }
 }
@@ -376,21 +275,6 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_is_group_readable_and_replaces() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("st");
-        ensure_dir(&sub, None).unwrap();
-        let p = sub.join("x.json");
-        write_atomic(&p, "{\"a\":1}\n", None).unwrap();
-        write_atomic(&p, "{\"a\":2}\n", None).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":2}\n");
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
-    }
 
     #[test]
     fn failures_keep_the_last_text() {

@@ -9,15 +9,10 @@
 //! as a warning.
 
 use crate::machine::PeerState;
-use std::path::{Path, PathBuf};
+use daemon::status_file::StatusFile;
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Environment variable naming the status directory.
-pub const ENV_DIR: &str = "PIRANHA_STATUS_DIR";
-/// Environment variable: the group that may read the status files.
-pub const ENV_GROUP: &str = "PIRANHA_STATUS_GROUP";
-/// Default status directory.
-pub const DEFAULT_DIR: &str = "/run/piranha";
 /// File name of pulse's status.
 pub const FILE_NAME: &str = "pulse.json";
 
@@ -64,88 +59,34 @@ fn js(s: &str) -> String {
     o
 }
 
-/// The gid of a group by name.
-fn group_id(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getgrnam with a valid C string; the result is read at once.
-    let g = unsafe { libc::getgrnam(c.as_ptr()) };
-    if g.is_null() {
-        None
-    } else {
-        // SAFETY: non-null result of getgrnam.
-        Some(unsafe { (*g).gr_gid })
-    }
-}
-
-/// Writes `text` to `path` atomically (mode 0640, group `gid`), creating the directory (0750).
-fn write_atomic(path: &Path, text: &str, gid: Option<u32>) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(dir)?;
-        if let Some(g) = gid {
-            let _ = std::os::unix::fs::chown(dir, None, Some(g));
-        }
-    }
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-        if let Some(g) = gid {
-            let _ = std::os::unix::fs::fchown(&f, None, Some(g));
-        }
-        f.write_all(text.as_bytes())?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Publishes pulse's status (see the module documentation).
 pub struct Publisher {
-    path: Option<PathBuf>,
-    gid: Option<u32>,
+    file: StatusFile,
     last: Option<Snapshot>,
     failovers: u64,
     since: u64,
     started: u64,
-    failing: bool,
 }
 
 impl Publisher {
     /// A publisher configured from the environment.
     pub fn from_env() -> Publisher {
-        let dir = match std::env::var_os(ENV_DIR) {
-            Some(d) if d.is_empty() => None,
-            Some(d) => Some(PathBuf::from(d)),
-            None => Some(PathBuf::from(DEFAULT_DIR)),
-        };
-        let group = std::env::var(ENV_GROUP).unwrap_or_else(|_| "piranha".into());
-        Publisher::new(dir.map(|d| d.join(FILE_NAME)), group_id(&group))
+        Publisher::with_file(StatusFile::from_env(FILE_NAME))
     }
 
     /// A publisher writing to `path` (`None`: off).
     pub fn new(path: Option<PathBuf>, gid: Option<u32>) -> Publisher {
+        Publisher::with_file(StatusFile::new(path, gid))
+    }
+
+    fn with_file(file: StatusFile) -> Publisher {
         let now = unix_now();
         Publisher {
-            path,
-            gid,
+            file,
             last: None,
             failovers: 0,
             since: now,
             started: now,
-            failing: false,
         }
     }
 
@@ -156,7 +97,7 @@ impl Publisher {
 
     /// Writes the file if the state changed since the last call.
     pub fn update(&mut self, s: Snapshot) {
-        if self.path.is_none() || self.last.as_ref() == Some(&s) {
+        if !self.file.is_on() || self.last.as_ref() == Some(&s) {
             return;
         }
         if let Some(last) = &self.last {
@@ -171,7 +112,7 @@ impl Publisher {
 
     /// The last write, as pulse stops.
     pub fn finish(&mut self) {
-        if self.path.is_some() && self.last.is_some() {
+        if self.file.is_on() && self.last.is_some() {
             self.write(false);
         }
     }
@@ -214,26 +155,8 @@ impl Publisher {
     }
 
     fn write(&mut self, running: bool) {
-        let Some(path) = self.path.clone() else {
-            return;
-        };
-        match write_atomic(&path, &self.document(running), self.gid) {
-            Ok(()) => {
-                if self.failing {
-                    log::info!("status file {} written again", path.display());
-                    self.failing = false;
-                }
-            }
-            Err(e) => {
-                if !self.failing {
-                    log::warn!(
-                        "cannot write the status file {}: {e} (set {ENV_DIR}; empty turns it off)",
-                        path.display()
-                    );
-                    self.failing = true;
-                }
-            }
-        }
+        let text = self.document(running);
+        self.file.write(&text);
     }
 }
 
