@@ -46,6 +46,15 @@ def progress(msg):
 
 
 PATTERN = os.environ.get("PATTERN", "sequential")
+QUIET_MAX = int(os.environ.get("QUIET_MAX", "120"))
+
+
+def cpu_ns(pid):
+    """Time the process has spent on a CPU (all threads), from /proc/PID/schedstat."""
+    try:
+        return int(open(f"/proc/{pid}/schedstat").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def vip(i):
@@ -204,6 +213,21 @@ def main():
     time.sleep(15)
     rows.append(("start: all nannies running", "-", f"{(time.monotonic() - t0 - 15):.1f} s", "-",
                  f"{4 * N} nannies started in {spawned:.1f} s after the services"))
+    # Starting thousands of processes in the emulated VM leaves its two vCPUs with a long run
+    # queue for minutes (load average in the hundreds): a reload measured then times the queue,
+    # not lvsd. Wait (bounded) until at most 3 tasks are runnable on 5 samples in a row, as on a
+    # router whose nannies have settled.
+    t_q = time.monotonic()
+    calm = 0
+    while calm < 5 and time.monotonic() - t_q < QUIET_MAX:
+        runnable = int(open("/proc/loadavg").read().split()[3].split("/")[0])
+        calm = calm + 1 if runnable <= 3 else 0
+        time.sleep(1)
+    quiet = time.monotonic() - t_q
+    rows.append(("VM quiet again after the nanny start", "-", f"{quiet:.0f} s", "-",
+                 f"at most 3 runnable tasks on 5 samples a second apart"
+                 f"{'' if calm >= 5 else f' NOT reached in {QUIET_MAX} s'}; load average "
+                 f"{open('/proc/loadavg').read().split()[0]}"))
 
     # 3. Reloads.
     progress("nannies running; reloads")
@@ -212,9 +236,11 @@ def main():
         before = listing()
         write(text)
         mark = len(log.snapshot())
+        cpu0 = cpu_ns(proc.pid)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGHUP)
         t1, done = log.wait(r"configuration (reloaded|not reloaded|unchanged)", mark)
+        cpu = (cpu_ns(proc.pid) - cpu0) / 1e6
         after = listing()
         diff = [l[0] + " ".join(l[1:].split())
                 for l in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
@@ -225,11 +251,14 @@ def main():
         same = diff == want_diff
         load = open("/proc/loadavg").read().split()[0]
         ok &= bool(took) and float(took.group(1)) < 100 and same
+        if took:
+            reload_ms.append(float(took.group(1)))
         rows.append((f"reload: {name}", "-", f"{(t1 - t0) * 1000:.0f} ms (lvsd: {took.group(1) if took else '?'} ms)",
-                     "-", f"file read and checked in {loaded.group(1) if loaded else '?'} ms; kernel requests: {req.group(0) if req else '?'}; ipvsadm -Ln diff: "
+                     "-", f"lvsd on CPU {cpu:.1f} ms; file read and checked in {loaded.group(1) if loaded else '?'} ms; kernel requests: {req.group(0) if req else '?'}; ipvsadm -Ln diff: "
                           f"{' | '.join(diff) if diff else 'none'} ({'only that service' if same else 'UNEXPECTED'}); "
                           f"VM load average {load}"))
 
+    reload_ms = []
     for k in range(3):
         reload(f"one virtual server's scheduler changed ({k + 1} of 3)", config(changed=N // 2),
                [f"-TCP {vip(N // 2)}:80 wlc", f"+TCP {vip(N // 2)}:80 rr"])
@@ -237,6 +266,12 @@ def main():
                [f"-TCP {vip(N // 2)}:80 rr", f"+TCP {vip(N // 2)}:80 wlc"])
     reload("one virtual server added", config(added=True),
            [f"+TCP {vip(N)}:80 wlc"])
+    if reload_ms:
+        med = sorted(reload_ms)[len(reload_ms) // 2]
+        rows.append(("reload: median of the above", "-", f"lvsd: {med:.1f} ms", "-",
+                     f"min {min(reload_ms):.1f}, max {max(reload_ms):.1f} ms over "
+                     f"{len(reload_ms)} reloads; target < 100 ms: "
+                     f"{'met' if max(reload_ms) < 100 else 'met by the median only' if med < 100 else 'NOT met'}"))
 
     # Drift check of the whole owned table (what lvsd does every --repair-interval seconds),
     # on demand, with one service deleted behind lvsd's back.
