@@ -428,6 +428,23 @@ fn act_button(method: &str, url: &str, label: &str, fields: &str, confirm: Optio
     )
 }
 
+/// The last cell of a virtual or real server's row: EDIT (a link to `edit`), (DE)ACTIVATE and
+/// DELETE (API requests to `api`; DELETE asks `confirm` first).
+fn row_actions(edit: &str, api: &str, active: bool, confirm: &str) -> String {
+    format!(
+        "<td class=\"actions\"><a class=\"button\" href=\"{}\">EDIT</a>{}{}</td>",
+        esc(edit),
+        act_button(
+            "PUT",
+            api,
+            if active { "DEACTIVATE" } else { "ACTIVATE" },
+            &format!("{{\"active\":\"{}\"}}", if active { 0 } else { 1 }),
+            None
+        ),
+        act_button("DELETE", api, "DELETE", "", Some(confirm))
+    )
+}
+
 pub fn virtual_list(ctx: &Ctx) -> (u16, String) {
     let Some(c) = config(ctx) else {
         return unusable(ctx, "virtual", "VIRTUAL SERVERS");
@@ -441,8 +458,7 @@ pub fn virtual_list(ctx: &Ctx) -> (u16, String) {
         let _ = write!(
             rows,
             "<tr data-vs=\"{name}\"><td class=\"state-{st}\">{st}</td><td><a href=\"/virtual/{i}\">{name}</a></td>\
-<td>{vip}</td><td>{mask}</td><td>{port}</td><td>{proto}</td><td>{dev}</td><td>{n}</td><td class=\"actions\">\
-<a class=\"button\" href=\"/virtual/{i}\">EDIT</a>{toggle}{del}</td></tr>",
+<td>{vip}</td><td>{mask}</td><td>{port}</td><td>{proto}</td><td>{dev}</td><td>{n}</td>{actions}</tr>",
             st = if vs.active { "up" } else { "down" },
             name = esc(&vs.name),
             vip = esc(&vip),
@@ -451,19 +467,11 @@ pub fn virtual_list(ctx: &Ctx) -> (u16, String) {
             proto = vs.protocol.keyword(),
             dev = esc(&dev),
             n = vs.servers.len(),
-            toggle = act_button(
-                "PUT",
+            actions = row_actions(
+                &format!("/virtual/{i}"),
                 &format!("/api/virtual/{i}"),
-                if vs.active { "DEACTIVATE" } else { "ACTIVATE" },
-                &format!("{{\"active\":\"{}\"}}", if vs.active { 0 } else { 1 }),
-                None
-            ),
-            del = act_button(
-                "DELETE",
-                &format!("/api/virtual/{i}"),
-                "DELETE",
-                "",
-                Some(&format!("Delete virtual server {}?", vs.name))
+                vs.active,
+                &format!("Delete virtual server {}?", vs.name)
             ),
         );
     }
@@ -617,25 +625,17 @@ pub fn virtual_edit(ctx: &Ctx, index: Option<usize>) -> (u16, String) {
         let _ = write!(
             rows,
             "<tr data-rs=\"{name}\"><td class=\"state-{st}\">{st}</td><td><a href=\"/virtual/{i}/server/{j}\">{name}</a></td>\
-<td>{addr}</td><td>{port}</td><td>{w}</td><td class=\"actions\"><a class=\"button\" href=\"/virtual/{i}/server/{j}\">EDIT</a>{toggle}{del}</td></tr>",
+<td>{addr}</td><td>{port}</td><td>{w}</td>{actions}</tr>",
             st = if rs.active { "up" } else { "down" },
             name = esc(&rs.name),
             addr = esc(&opt_host(&rs.address)),
             port = rs.port,
             w = rs.weight,
-            toggle = act_button(
-                "PUT",
+            actions = row_actions(
+                &format!("/virtual/{i}/server/{j}"),
                 &format!("/api/virtual/{i}/servers/{j}"),
-                if rs.active { "DEACTIVATE" } else { "ACTIVATE" },
-                &format!("{{\"active\":\"{}\"}}", if rs.active { 0 } else { 1 }),
-                None
-            ),
-            del = act_button(
-                "DELETE",
-                &format!("/api/virtual/{i}/servers/{j}"),
-                "DELETE",
-                "",
-                Some(&format!("Delete real server {}?", rs.name))
+                rs.active,
+                &format!("Delete real server {}?", rs.name)
             ),
         );
     }
