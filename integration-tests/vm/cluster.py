@@ -590,9 +590,21 @@ def recovered(load, since, quiet=3.0):
 class Conn:
     """A long-lived connection through the VIP to an echo endpoint of a real server."""
 
-    def __init__(self):
+    def __init__(self, avoid=frozenset()):
+        """`avoid`: client ports that must not be used (for which a router's kernel still holds
+        a connection entry from an earlier connection: that entry, not a sync daemon, would
+        carry this connection across a failover)."""
         with in_client():
-            self.s = socket.create_connection((VIP, 80), timeout=3)
+            for _ in range(100):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("0.0.0.0", 0))
+                if s.getsockname()[1] not in avoid:
+                    break
+                s.close()
+            s.settimeout(3)
+            s.connect((VIP, 80))
+            self.s = s
+        self.port = self.s.getsockname()[1]
         self.f = self.s.makefile("rb")
         self.s.sendall(b"ECHO\n")
         self.name = self.f.readline().decode().strip()
@@ -611,16 +623,23 @@ class Conn:
             self.s.close()
 
 
-def synced(r):
-    """Connections to the VIP's port 80 in r's kernel table (ESTABLISHED)."""
+def conn_entries(r):
+    """r's kernel connection entries to the VIP's port 80, in any state:
+    {client port: (state, real server, expires)}."""
     text = nsx(ROUTERS[r]["ns"], "cat /proc/net/ip_vs_conn")
-    n = 0
+    out = {}
     for line in text.splitlines()[1:]:
         w = line.split()
         # Pro FromIP FPrt ToIP TPrt DestIP DPrt State Expires (hex addresses and ports)
-        if len(w) >= 8 and w[4] == "0050" and w[7] == "ESTABLISHED":
-            n += 1
-    return n
+        if len(w) >= 9 and w[4] == "0050":
+            rs = socket.inet_ntoa(bytes.fromhex(w[5]))
+            out[int(w[2], 16)] = (w[7], rs, w[8])
+    return out
+
+
+def synced(r):
+    """Connections to the VIP's port 80 in r's kernel table (ESTABLISHED)."""
+    return sum(1 for e in conn_entries(r).values() if e[0] == "ESTABLISHED")
 
 
 # ---------------------------------------------------------------------------- scenarios
@@ -734,7 +753,8 @@ def scenario_reload():
 
 def failover(name, sync, active, backup, servers):
     """Crash of the active router under load with long-lived connections open."""
-    conns = [Conn() for _ in range(LONG_LIVED)]
+    stale = {} if sync else conn_entries(backup)
+    conns = [Conn(frozenset(stale)) for _ in range(LONG_LIVED)]
     pings = sum(c.ping() for c in conns)
     spread = {}
     for c in conns:
@@ -747,7 +767,9 @@ def failover(name, sync, active, backup, servers):
               f"{synced(backup)} ESTABLISHED entries on {backup} after {el:.1f}s")
     else:
         time.sleep(3)
-        log(f"     {backup} has {synced(backup)} ESTABLISHED entries (no sync daemon)")
+        log(f"     {backup} has {synced(backup)} ESTABLISHED entries (no sync daemon), "
+            f"{len(stale)} entries left from its own active time (client ports avoided)")
+        held = conn_entries(backup)
     load = Load()
     load.start()
     time.sleep(2)
@@ -779,11 +801,14 @@ def failover(name, sync, active, backup, servers):
            f"{len(res)} requests ({len(before)} before the crash, 1 s timeout each, one every 50 ms)")
     figures[f"{name}_failed"] = fails
     alive = 0
+    fates = []
     for c in conns:
         try:
-            alive += c.ping()
-        except OSError:
-            pass
+            ok = c.ping()
+        except OSError as e:
+            ok = type(e).__name__
+        alive += ok is True
+        fates.append(f"{c.port}->{c.name}: {ok}")
         c.close()
     figure(f"{name}_survivors", alive, f"{name}: {alive} of {LONG_LIVED} long-lived connections "
            f"work after the failover (syncdaemon = {int(sync)})")
@@ -792,7 +817,10 @@ def failover(name, sync, active, backup, servers):
               f"{alive}/{LONG_LIVED}")
     else:
         check(f"{name}: without the sync daemon they break (syncdaemon = 0)", alive == 0,
-              f"{alive}/{LONG_LIVED}")
+              f"{alive}/{LONG_LIVED}" + ("" if alive == 0 else
+              f"; {', '.join(fates)}; {backup}'s entries for these client ports before the "
+              f"crash: {({c.port: held[c.port] for c in conns if c.port in held})}; "
+              f"sloppy_tcp {nsx(ROUTERS[backup]['ns'], 'cat /proc/sys/net/ipv4/vs/sloppy_tcp')}"))
     check(f"{name}: init.d/pulse status on the crashed {active}: 1 (dead, pid file left)",
           status(active) == 1)
 
