@@ -75,7 +75,7 @@ impl<'a> Iterator for Lines<'a> {
             return None;
         }
         self.number = self.number.saturating_add(1);
-        match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+        match memchr::memchr2(b'\n', b'\r', rest) {
             Some(i) => {
                 let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
                 self.pos += i + 1 + usize::from(crlf);
@@ -119,8 +119,16 @@ pub fn statements(input: &[u8]) -> Result<Vec<Statement<'_>>, (ErrorCode, u32)> 
 /// blank after its start to the next identical quote character, so it may contain blanks, and the
 /// quote must be the last character of the token; there is no escape character.
 pub fn tokenize(line: &[u8]) -> Result<Vec<Token<'_>>, ErrorCode> {
-    let n = line.len();
     let mut tokens = Vec::with_capacity(4);
+    tokenize_into(line, &mut tokens)?;
+    Ok(tokens)
+}
+
+/// [`tokenize`] into `tokens` (cleared first), so that a parser can reuse one vector for every
+/// line of a file.
+pub fn tokenize_into<'a>(line: &'a [u8], tokens: &mut Vec<Token<'a>>) -> Result<(), ErrorCode> {
+    tokens.clear();
+    let n = line.len();
     let mut i = 0;
     while i < n {
         let mut end = i;
@@ -154,7 +162,7 @@ pub fn tokenize(line: &[u8]) -> Result<Vec<Token<'_>>, ErrorCode> {
             i += 1;
         }
     }
-    Ok(tokens)
+    Ok(())
 }
 
 /// Result of [`strtol`]: the value, or why the token is not a whole integer.

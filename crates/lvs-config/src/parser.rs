@@ -149,6 +149,7 @@ pub fn parse(input: &[u8], resolver: &dyn Resolver) -> Result<Parsed, SyntaxErro
         resolver,
         diagnostics: Vec::new(),
         source: SourceMap::default(),
+        spare: Vec::new(),
     };
     let mut config = Config::default();
     p.parse_global(&mut config)?;
@@ -165,6 +166,8 @@ struct Parser<'a> {
     resolver: &'a dyn Resolver,
     diagnostics: Vec<Diagnostic>,
     source: SourceMap,
+    /// A token vector given back by [`Parser::recycle`]: one allocation serves every line.
+    spare: Vec<Token<'a>>,
 }
 
 type R<T> = Result<T, ErrorCode>;
@@ -187,7 +190,8 @@ impl<'a> Parser<'a> {
             if text[first] == b'#' {
                 continue;
             }
-            let tokens = lexer::tokenize(&text[first..])
+            let mut tokens = std::mem::take(&mut self.spare);
+            lexer::tokenize_into(&text[first..], &mut tokens)
                 .map_err(|code| SyntaxError { code, line: number })?;
             return Ok(Some(Statement {
                 line: number,
@@ -210,9 +214,15 @@ impl<'a> Parser<'a> {
                     line: st.line,
                 });
             }
+            self.recycle(st);
             return Ok(None);
         }
         Ok(Some(st))
+    }
+
+    /// Gives a statement's token vector back for the next line.
+    fn recycle(&mut self, st: Statement<'a>) {
+        self.spare = st.tokens;
     }
 
     fn eof(&self) -> SyntaxError {
@@ -303,6 +313,7 @@ impl<'a> Parser<'a> {
                 line: st.line,
             };
             self.global_statement(c, &st, ctx)?;
+            self.recycle(st);
         }
         Ok(())
     }
@@ -342,7 +353,7 @@ impl<'a> Parser<'a> {
         match k {
             "serial_no" => c.serial_no = num(value(t)?)?,
             "service" => {
-                c.service = match text(value(t)?)?.as_str() {
+                c.service = match word(value(t)?)? {
                     "lvs" => ServiceType::Lvs,
                     "fos" => ServiceType::Fos,
                     _ => return Err(ErrorCode::BadArgument),
@@ -364,7 +375,7 @@ impl<'a> Parser<'a> {
             "deadtime" => c.deadtime = self.seconds(ctx, k, value(t)?, c.deadtime)?,
             "heartbeat_key_file" => c.heartbeat_key_file = Some(text(value(t)?)?),
             "network" => {
-                c.network = match text(value(t)?)?.as_str() {
+                c.network = match word(value(t)?)? {
                     "nat" => Network::Nat,
                     "direct" => Network::Direct,
                     "tunnel" => Network::Tunnel,
@@ -380,7 +391,7 @@ impl<'a> Parser<'a> {
             }
             "nat_nmask" => c.nat_nmask = netmask(value(t)?)?,
             "reservation_conflict_action" => {
-                c.reservation_conflict_action = Some(match text(value(t)?)?.as_str() {
+                c.reservation_conflict_action = Some(match word(value(t)?)? {
                     "nothing" => ReservationConflictAction::Nothing,
                     "preempt" => ReservationConflictAction::Preempt,
                     _ => return Err(ErrorCode::BadArgument),
@@ -458,6 +469,7 @@ impl<'a> Parser<'a> {
                 }
                 None => return Err(err(unknown(&t[0], VIRTUAL_KEYWORDS))),
             }
+            self.recycle(st);
         }
         match kind {
             BlockKind::Virtual => c.virtual_servers.push(vs),
@@ -493,7 +505,7 @@ impl<'a> Parser<'a> {
                 vs.fwmark = (m != 0).then_some(m);
             }
             "protocol" => {
-                vs.protocol = match text(value(t)?)?.as_str() {
+                vs.protocol = match word(value(t)?)? {
                     "tcp" => Protocol::Tcp,
                     "udp" => Protocol::Udp,
                     _ => return Err(ErrorCode::BadArgument),
@@ -504,7 +516,7 @@ impl<'a> Parser<'a> {
                 vs.port = self.ranged(ctx, k, v, 0, 65535, vs.port);
             }
             "scheduler" => {
-                let name = text(value(t)?)?;
+                let name = word(value(t)?)?;
                 vs.scheduler = if name == "pcc" {
                     // Releases before 9/2000 called least-connection "pcc".
                     self.diag(
@@ -515,7 +527,7 @@ impl<'a> Parser<'a> {
                     );
                     Scheduler::Lc
                 } else {
-                    Scheduler::from_name(&name).ok_or(ErrorCode::BadArgument)?
+                    Scheduler::from_name(name).ok_or(ErrorCode::BadArgument)?
                 };
             }
             "persistent" => {
@@ -586,6 +598,7 @@ impl<'a> Parser<'a> {
                 .ok_or_else(|| err(unknown(&t[0], SERVER_KEYWORDS)))?;
             self.server_keyword(&mut rs, k, t, ctx).map_err(err)?;
             self.record(ctx, k);
+            self.recycle(st);
         }
         vs.servers.push(rs);
         Ok(())
@@ -841,9 +854,12 @@ fn list(t: &[Token]) -> R<Vec<String>> {
 
 /// A token as text. lvs.cf is read as bytes; a value that is not UTF-8 is refused.
 fn text(tok: &Token) -> R<String> {
-    std::str::from_utf8(tok.text)
-        .map(str::to_owned)
-        .map_err(|_| ErrorCode::BadArgument)
+    word(tok).map(str::to_owned)
+}
+
+/// The token as text, borrowed (for values compared with a fixed set of words).
+fn word<'a>(tok: &Token<'a>) -> R<&'a str> {
+    std::str::from_utf8(tok.text).map_err(|_| ErrorCode::BadArgument)
 }
 
 /// `getNum`.

@@ -28,13 +28,24 @@ impl std::error::Error for WriteError {}
 /// Piranha's tokenizer has no escapes: a value with blanks must be quoted with a quote character it
 /// does not contain, and no value may contain a line end or a NUL.
 pub fn unrepresentable(value: &str) -> Option<String> {
-    if value.contains(['\n', '\r']) {
+    // One pass over the bytes (this runs on every string of a config at every load).
+    let (mut line_break, mut nul, mut double, mut single) = (false, false, false, false);
+    for b in value.bytes() {
+        match b {
+            b'\n' | b'\r' => line_break = true,
+            0 => nul = true,
+            b'"' => double = true,
+            b'\'' => single = true,
+            _ => {}
+        }
+    }
+    if line_break {
         return Some("contains a line break, which lvs.cf cannot hold".into());
     }
-    if value.contains('\0') {
+    if nul {
         return Some("contains a NUL byte".into());
     }
-    if needs_quotes(value) && value.contains('"') && value.contains('\'') {
+    if double && single && needs_quotes(value) {
         return Some(
             "contains blanks and both quote characters (\" and '), which lvs.cf cannot quote"
                 .into(),
