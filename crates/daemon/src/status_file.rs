@@ -64,6 +64,11 @@ impl StatusFile {
 
     /// Replaces the file's contents with `text` (nothing when off). A failure is logged, once.
     pub fn write(&mut self, text: &str) {
+        self.write_bytes(text.as_bytes())
+    }
+
+    /// [`StatusFile::write`] for bytes.
+    pub fn write_bytes(&mut self, text: &[u8]) {
         let Some(path) = self.path.as_deref() else {
             return;
         };
@@ -90,7 +95,7 @@ impl StatusFile {
 
 /// Writes `text` to `path` atomically (temporary file in the same directory, then rename), mode
 /// 0640, group `gid` when given. The temporary file is removed when anything fails.
-pub fn write_atomic(path: &Path, text: &str, gid: Option<u32>) -> std::io::Result<()> {
+pub fn write_atomic(path: &Path, text: &[u8], gid: Option<u32>) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -108,7 +113,7 @@ pub fn write_atomic(path: &Path, text: &str, gid: Option<u32>) -> std::io::Resul
         if let Some(g) = gid {
             let _ = std::os::unix::fs::fchown(&f, None, Some(g));
         }
-        f.write_all(text.as_bytes())?;
+        f.write_all(text)?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -159,8 +164,8 @@ mod tests {
         let mode = std::fs::metadata(&sub).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o750);
         let p = sub.join("x.json");
-        write_atomic(&p, "{\"a\":1}\n", None).unwrap();
-        write_atomic(&p, "{\"a\":2}\n", None).unwrap();
+        write_atomic(&p, b"{\"a\":1}\n", None).unwrap();
+        write_atomic(&p, b"{\"a\":2}\n", None).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":2}\n");
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);

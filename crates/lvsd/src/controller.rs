@@ -223,6 +223,9 @@ pub struct Controller {
     reap_sweep_at: Instant,
     /// Nannies to start, a batch per pass of the loop.
     spawn_queue: VecDeque<MonitorKey>,
+    /// Bumped whenever something the status file shows changes (a health, a nanny's pid, the
+    /// sorry-server switch, the config): the publisher compares numbers, not 4,000 entries.
+    status_generation: u64,
 }
 
 impl Controller {
@@ -248,6 +251,7 @@ impl Controller {
             failures_logged: HashMap::new(),
             reap_sweep_at: Instant::now() + REAP_SWEEP,
             spawn_queue: VecDeque::new(),
+            status_generation: 0,
         };
         c.index_config();
         c
@@ -290,12 +294,26 @@ impl Controller {
             .collect()
     }
 
+    /// Changes whenever the health, nanny pid or sorry-server switch of a server, or the config,
+    /// changes (see the status publisher).
+    pub fn status_generation(&self) -> u64 {
+        self.status_generation
+    }
+
     /// The pids of the running nannies.
     pub fn nanny_pids(&self) -> BTreeMap<MonitorKey, i32> {
         self.monitors
             .iter()
             .filter_map(|(k, m)| m.child.as_ref().map(|c| (*k, c.pid)))
             .collect()
+    }
+
+    /// The health (when monitored) and nanny pid (when running) of one real server.
+    pub fn monitor_state(&self, key: &MonitorKey) -> (Option<Health>, Option<i32>) {
+        match self.monitors.get(key) {
+            Some(m) => (Some(m.health.state), m.child.as_ref().map(|c| c.pid)),
+            None => (None, None),
+        }
     }
 
     /// Whether the sorry server of a service is switched on.
@@ -453,6 +471,7 @@ impl Controller {
         m.silence_warned = false;
         let settle = settle_time(m.spec.timeout, margin);
         m.health.restart(now, settle);
+        self.status_generation += 1;
         if test_start {
             info!(
                 "test start: would run for {}: {}",
@@ -490,6 +509,7 @@ impl Controller {
             return;
         };
         m.child = None;
+        self.status_generation += 1;
         let how = exit.map(|e| format!(" ({e})")).unwrap_or_default();
         if hard {
             error!(
@@ -570,6 +590,7 @@ impl Controller {
         let Some(before) = m.health.report(&report) else {
             return;
         };
+        self.status_generation += 1;
         let after = m.health.state;
         let why = match &report {
             Report::Up { why, .. }
@@ -652,6 +673,7 @@ impl Controller {
         let mut restart = Vec::new();
         for (k, m) in self.monitors.iter_mut() {
             if m.health.tick(now) {
+                self.status_generation += 1;
                 settled.push((*k, m.spec.service));
                 debug!(
                     "{}: no report within {} s: down",
@@ -769,6 +791,7 @@ impl Controller {
         }
         self.sorry.insert(*id, next);
         self.dirty.insert(*id);
+        self.status_generation += 1;
     }
 
     // ---------------------------------------------------------------- kernel
@@ -1039,6 +1062,7 @@ impl Controller {
         let timeouts_changed = timeouts_of(&self.config) != timeouts_of(&new);
         self.config = new;
         self.index_config();
+        self.status_generation += 1;
 
         // Apply the nanny plan.
         for key in &plan.stop {

@@ -15,9 +15,9 @@ use crate::plan::{monitor_key, service_id, Health, MonitorKey};
 use daemon::status_file::StatusFile;
 use ipvs::{ServiceEntry, ServiceId, Stats};
 use nanny::report::Report;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,19 +62,16 @@ pub fn note(key: &MonitorKey, report: &Report) {
     }
 }
 
-fn failures() -> (u64, BTreeMap<MonitorKey, (String, u64)>) {
+/// Runs `f` with the last failure texts (the main loop is single-threaded: never contended).
+fn with_failures<T>(f: impl FnOnce(u64, &BTreeMap<MonitorKey, (String, u64)>) -> T) -> T {
     match FAILURES.lock() {
-        Ok(f) => (f.generation, f.map.clone()),
-        Err(_) => (0, BTreeMap::new()),
+        Ok(g) => f(g.generation, &g.map),
+        Err(_) => f(0, &BTreeMap::new()),
     }
 }
 
-fn stats_json(s: &Stats) -> Value {
-    json!({
-        "conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts,
-        "inbytes": s.inbytes, "outbytes": s.outbytes, "cps": s.cps,
-        "inpps": s.inpps, "outpps": s.outpps, "inbps": s.inbps, "outbps": s.outbps,
-    })
+fn failures_generation() -> u64 {
+    with_failures(|g, _| g)
 }
 
 fn health_json(h: Option<Health>) -> (&'static str, Option<u32>) {
@@ -87,17 +84,86 @@ fn health_json(h: Option<Health>) -> (&'static str, Option<u32>) {
     }
 }
 
+// The document, serialized straight from borrowed data (no intermediate JSON tree: with 4,000
+// real servers that tree was most of lvsd's idle CPU time).
+
+#[derive(Serialize)]
+struct Document<'a> {
+    version: u32,
+    pid: u32,
+    running: bool,
+    started: u64,
+    updated: u64,
+    interval_ms: u64,
+    serial_no: i64,
+    ipvs_error: Option<&'a str>,
+    virtual_servers: Vec<VirtualServerStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct VirtualServerStatus<'a> {
+    name: &'a str,
+    active: bool,
+    service: Option<String>,
+    scheduler: &'a str,
+    sorry_server_on: bool,
+    ipvs: Option<ServiceIpvs<'a>>,
+    real_servers: Vec<RealServerStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct ServiceIpvs<'a> {
+    scheduler: &'a str,
+    stats: &'a Stats,
+}
+
+#[derive(Serialize)]
+struct RealServerStatus<'a> {
+    name: &'a str,
+    address: Option<Ipv4Addr>,
+    port: u16,
+    active: bool,
+    configured_weight: u32,
+    health: &'static str,
+    weight: Option<u32>,
+    nanny_pid: Option<i32>,
+    last_failure: Option<&'a str>,
+    last_failure_at: Option<u64>,
+    ipvs: Option<DestinationIpvs<'a>>,
+}
+
+#[derive(Serialize)]
+struct DestinationIpvs<'a> {
+    weight: i32,
+    active_conns: u32,
+    inactive_conns: u32,
+    stats: &'a Stats,
+}
+
 /// Publishes lvsd's status (see the module documentation).
 pub struct Publisher {
     file: StatusFile,
     interval: Duration,
     next_refresh: Instant,
-    last_health: Option<BTreeMap<MonitorKey, Health>>,
-    last_generation: u64,
+    /// (controller generation, failure generation) of the last write.
+    last_generation: Option<(u64, u64)>,
+    /// A change not written yet (writes after a change are spaced by `min_gap`).
+    pending: bool,
+    last_write: Option<Instant>,
+    /// What the last counter refresh and write cost: the spacing grows with it, so that
+    /// publishing takes a bounded share of lvsd's time however large the table.
+    last_cost: Duration,
     stats: HashMap<ServiceId, ServiceEntry>,
     stats_error: Option<String>,
     started: u64,
+    buffer: Vec<u8>,
 }
+
+/// Shortest spacing of two writes caused by changes (a burst of reports, thousands of nannies
+/// starting) and the share of lvsd's time publishing may take.
+const MIN_GAP: Duration = Duration::from_millis(250);
+const GAP_PER_COST: u32 = 10;
+const INTERVAL_PER_COST: u32 = 25;
 
 impl Publisher {
     /// A publisher configured from the environment.
@@ -121,44 +187,72 @@ impl Publisher {
             file,
             interval,
             next_refresh: Instant::now(),
-            last_health: None,
-            last_generation: 0,
+            last_generation: None,
+            pending: false,
+            last_write: None,
+            last_cost: Duration::ZERO,
             stats: HashMap::new(),
             stats_error: None,
             started: unix_now(),
+            buffer: Vec::new(),
         }
     }
 
-    /// How long the main loop may sleep before the next counter refresh is due.
+    /// Spacing of writes caused by changes.
+    fn gap(&self) -> Duration {
+        MIN_GAP.max(self.last_cost * GAP_PER_COST)
+    }
+
+    /// Spacing of counter refreshes: the configured interval, longer when a refresh costs more
+    /// than 1/25 of it.
+    fn effective_interval(&self) -> Duration {
+        self.interval.max(self.last_cost * INTERVAL_PER_COST)
+    }
+
+    /// How long the main loop may sleep before the next write is due.
     pub fn wait(&self, max: Duration) -> Duration {
         if !self.file.is_on() {
             return max;
         }
-        max.min(self.next_refresh.saturating_duration_since(Instant::now()))
+        let now = Instant::now();
+        let mut due = self.next_refresh;
+        if self.pending {
+            due = due.min(self.last_write.map_or(now, |t| t + self.gap()));
+        }
+        max.min(due.saturating_duration_since(now))
     }
 
-    /// Called after every pass of the main loop: writes the file when a health changed, and
-    /// refreshes the IPVS counters when they are due.
+    /// Called after every pass of the main loop: writes the file when something it shows
+    /// changed (at most once per gap), and refreshes the IPVS counters when they are due.
     pub fn tick(&mut self, ctl: &mut Controller) {
         if !self.file.is_on() {
             return;
         }
         let now = Instant::now();
-        let health = ctl.health();
-        let (generation, _) = failures();
+        let generation = (ctl.status_generation(), failures_generation());
+        if self.last_generation != Some(generation) {
+            self.pending = true;
+        }
         let refresh = now >= self.next_refresh;
-        let changed =
-            self.last_health.as_ref() != Some(&health) || generation != self.last_generation;
-        if !refresh && !changed {
+        let change_due = self.pending && self.last_write.map_or(true, |t| now >= t + self.gap());
+        if !refresh && !change_due {
             return;
         }
         if refresh {
             self.refresh_stats(ctl);
-            self.next_refresh = now + self.interval;
         }
-        self.last_generation = generation;
-        self.last_health = Some(health);
+        self.last_generation = Some(generation);
+        self.pending = false;
         self.write(ctl, true);
+        let done = Instant::now();
+        if refresh {
+            self.last_cost = done - now;
+            self.next_refresh = done + self.effective_interval();
+        } else {
+            // A write without a refresh costs less; keep the larger of the two.
+            self.last_cost = self.last_cost.max(done - now);
+        }
+        self.last_write = Some(done);
     }
 
     /// The last write, as lvsd stops.
@@ -194,23 +288,28 @@ impl Publisher {
         }
     }
 
-    fn document(&self, ctl: &Controller, running: bool) -> Value {
+    fn document<'a>(
+        &'a self,
+        ctl: &'a Controller,
+        failures: &'a BTreeMap<MonitorKey, (String, u64)>,
+        running: bool,
+    ) -> Document<'a> {
         let config = ctl.config();
-        let health = self.last_health.clone().unwrap_or_default();
-        let pids = ctl.nanny_pids();
-        let (_, failures) = failures();
-        let mut vss = Vec::new();
+        let mut vss = Vec::with_capacity(config.virtual_servers.len());
         for vs in &config.virtual_servers {
             let id = vs.key().map(service_id);
             let entry = id.as_ref().and_then(|id| self.stats.get(id));
-            let mut rss = Vec::new();
+            let mut rss = Vec::with_capacity(vs.servers.len());
             for rs in &vs.servers {
                 let key = monitor_key(vs, rs);
                 let monitored = vs.active && rs.active;
-                let h = key
-                    .as_ref()
-                    .filter(|_| monitored)
-                    .map(|k| health.get(k).copied().unwrap_or(Health::Unknown));
+                let (h, pid) = match key.as_ref().filter(|_| monitored) {
+                    Some(k) => {
+                        let (h, pid) = ctl.monitor_state(k);
+                        (Some(h.unwrap_or(Health::Unknown)), pid)
+                    }
+                    None => (None, key.as_ref().and_then(|k| ctl.monitor_state(k).1)),
+                };
                 let (state, weight) = health_json(h);
                 let dest = match (entry, rs.address.as_ref()) {
                     (Some(e), Some(a)) => e
@@ -220,55 +319,62 @@ impl Publisher {
                     _ => None,
                 };
                 let failure = key.as_ref().and_then(|k| failures.get(k));
-                rss.push(json!({
-                    "name": rs.name,
-                    "address": rs.address.as_ref().map(|a| a.address.to_string()),
-                    "port": rs.port,
-                    "active": rs.active,
-                    "configured_weight": rs.weight,
-                    "health": state,
-                    "weight": weight,
-                    "nanny_pid": key.as_ref().and_then(|k| pids.get(k)),
-                    "last_failure": failure.map(|f| f.0.clone()),
-                    "last_failure_at": failure.map(|f| f.1),
-                    "ipvs": dest.map(|d| json!({
-                        "weight": d.weight,
-                        "active_conns": d.active_conns,
-                        "inactive_conns": d.inact_conns,
-                        "stats": stats_json(&d.stats),
-                    })),
-                }));
+                rss.push(RealServerStatus {
+                    name: &rs.name,
+                    address: rs.address.as_ref().map(|a| a.address),
+                    port: rs.port,
+                    active: rs.active,
+                    configured_weight: rs.weight,
+                    health: state,
+                    weight,
+                    nanny_pid: pid,
+                    last_failure: failure.map(|f| f.0.as_str()),
+                    last_failure_at: failure.map(|f| f.1),
+                    ipvs: dest.map(|d| DestinationIpvs {
+                        weight: d.weight,
+                        active_conns: d.active_conns,
+                        inactive_conns: d.inact_conns,
+                        stats: &d.stats,
+                    }),
+                });
             }
-            vss.push(json!({
-                "name": vs.name,
-                "active": vs.active,
-                "service": vs.key().map(|k| k.to_string()),
-                "scheduler": vs.scheduler.name(),
-                "sorry_server_on": id.as_ref().is_some_and(|id| ctl.sorry_on(id)),
-                "ipvs": entry.map(|e| json!({
-                    "scheduler": e.service.scheduler,
-                    "stats": stats_json(&e.service.stats),
-                })),
-                "real_servers": rss,
-            }));
+            vss.push(VirtualServerStatus {
+                name: &vs.name,
+                active: vs.active,
+                service: vs.key().map(|k| k.to_string()),
+                scheduler: vs.scheduler.name(),
+                sorry_server_on: id.as_ref().is_some_and(|id| ctl.sorry_on(id)),
+                ipvs: entry.map(|e| ServiceIpvs {
+                    scheduler: &e.service.scheduler,
+                    stats: &e.service.stats,
+                }),
+                real_servers: rss,
+            });
         }
-        json!({
-            "version": 1,
-            "pid": std::process::id(),
-            "running": running,
-            "started": self.started,
-            "updated": unix_now(),
-            "interval_ms": self.interval.as_millis() as u64,
-            "serial_no": config.serial_no,
-            "ipvs_error": self.stats_error,
-            "virtual_servers": vss,
-        })
+        Document {
+            version: 1,
+            pid: std::process::id(),
+            running,
+            started: self.started,
+            updated: unix_now(),
+            interval_ms: self.effective_interval().as_millis() as u64,
+            serial_no: config.serial_no,
+            ipvs_error: self.stats_error.as_deref(),
+            virtual_servers: vss,
+        }
     }
 
     fn write(&mut self, ctl: &Controller, running: bool) {
-        if let Ok(text) = serde_json::to_string_pretty(&self.document(ctl, running)) {
-            self.file.write(&(text + "\n"));
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        let ok = with_failures(|_, failures| {
+            serde_json::to_writer(&mut buffer, &self.document(ctl, failures, running)).is_ok()
+        });
+        if ok {
+            buffer.push(b'\n');
+            self.file.write_bytes(&buffer);
         }
+        self.buffer = buffer;
     }
 }
 
@@ -283,7 +389,7 @@ mod tests {
             rip: "192.0.2.9".parse().unwrap(),
             rport: 80,
         };
-        let (g0, _) = failures();
+        let g0 = failures_generation();
         note(
             &key,
             &Report::Up {
@@ -297,8 +403,8 @@ mod tests {
                 why: "connect refused".into(),
             },
         );
-        let (g1, map) = failures();
+        let (g1, text) = with_failures(|g, map| (g, map.get(&key).map(|f| f.0.clone())));
         assert!(g1 > g0);
-        assert_eq!(map.get(&key).map(|f| f.0.as_str()), Some("connect refused"));
+        assert_eq!(text.as_deref(), Some("connect refused"));
     }
 }
