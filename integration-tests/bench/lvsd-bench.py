@@ -38,7 +38,11 @@ IPVSADM = "/usr/sbin/ipvsadm"
 N = int(os.environ.get("SERVICES", "1000"))
 OUT = os.path.join(REPO, "target/vm-out")
 WORK = "/tmp/lvsd-bench"
-CFG = os.path.join(WORK, "lvs.cf")
+# The config lives on a plain tmpfs when the VM has one: /tmp in the VM is an overlay over the
+# host's file system (9p), where a path lookup can wait on the host; a router's lvs.cf is on a
+# local disk. (The nanny stays in WORK: /dev/shm may be mounted noexec.)
+CFG_DIR = "/dev/shm/lvsd-bench" if os.path.isdir("/dev/shm") else WORK
+CFG = os.path.join(CFG_DIR, "lvs.cf")
 
 
 def progress(msg):
@@ -51,10 +55,38 @@ QUIET_MAX = int(os.environ.get("QUIET_MAX", "120"))
 
 def cpu_ns(pid):
     """Time the process has spent on a CPU (all threads), from /proc/PID/schedstat."""
+    return schedstat(pid)[0]
+
+
+def schedstat(pid):
+    """(ns on a CPU, ns runnable but waiting for a CPU) from /proc/PID/schedstat."""
     try:
-        return int(open(f"/proc/{pid}/schedstat").read().split()[0])
+        w = open(f"/proc/{pid}/schedstat").read().split()
+        return int(w[0]), int(w[1])
     except (OSError, ValueError, IndexError):
-        return 0
+        return 0, 0
+
+
+def who_runs(samples=5):
+    """Which programs the runnable (R) and uninterruptible (D) tasks belong to, over a few
+    samples 0.2 s apart: what keeps the VM's run queue long."""
+    seen = {}
+    for _ in range(samples):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = open(f"/proc/{pid}/stat").read()
+            except OSError:
+                continue
+            comm = stat[stat.find("(") + 1:stat.rfind(")")]
+            state = stat[stat.rfind(")") + 2:][:1]
+            if state in "RD":
+                seen[(comm, state)] = seen.get((comm, state), 0) + 1
+        time.sleep(0.2)
+    top = sorted(seen.items(), key=lambda x: -x[1])[:6]
+    return ("tasks R/D per sample: " + ", ".join(f"{c} {s} {n / samples:.1f}" for (c, s), n in top)
+            if top else "no task R or D")
 
 
 def vip(i):
@@ -97,48 +129,58 @@ def services_in_kernel():
 
 class Log:
     """lvsd's stdout, read as it comes by a thread (so lvsd never blocks on a full pipe while
-    the benchmark is busy elsewhere), each line with the time it arrived."""
+    the benchmark is busy elsewhere), each line with the time it arrived. Waiting sleeps on a
+    condition and looks only at lines not seen yet: the benchmark must not compete with lvsd
+    for the VM's two vCPUs (copying 20,000 lines every 2 ms did, in runs 1-7)."""
 
     def __init__(self, proc):
         self.proc = proc
         self.lines = []
-        self.lock = threading.Lock()
+        self.cond = threading.Condition()
+        self.counted = {}
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
     def _read(self):
         for raw in self.proc.stdout:
             now = time.monotonic()
-            with self.lock:
+            with self.cond:
                 self.lines.append((now, raw.rstrip(b"\n").decode(errors="replace")))
-
-    def pump(self):
-        """Compatibility: the thread does the reading."""
+                self.cond.notify_all()
 
     def snapshot(self):
-        with self.lock:
+        with self.cond:
             return list(self.lines)
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
 
     def wait(self, pattern, start=0, timeout=300):
         rx = re.compile(pattern)
-        t0 = time.monotonic()
+        deadline = time.monotonic() + timeout
         i = start
-        while True:
-            lines = self.snapshot()
-            while i < len(lines):
-                if rx.search(lines[i][1]):
-                    return lines[i]
-                i += 1
-            if time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"no line matching {pattern!r} in {timeout}s")
-            time.sleep(0.002)
+        with self.cond:
+            while True:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i][1]):
+                        return self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"no line matching {pattern!r} in {timeout}s")
+                self.cond.wait(left)
 
     def count(self, text):
-        return sum(1 for _, l in self.snapshot() if text in l)
+        """Lines containing `text` so far (counted incrementally)."""
+        with self.cond:
+            seen, n = self.counted.get(text, (0, 0))
+            n += sum(1 for _, l in self.lines[seen:] if text in l)
+            self.counted[text] = (len(self.lines), n)
+            return n
 
 
 def save(log):
-    log.pump()
     with open(os.path.join(OUT, f"bench-lvsd-{PATTERN}.log"), "w") as f:
         f.write("\n".join(l for _, l in log.snapshot()) + "\n")
 
@@ -148,6 +190,7 @@ def main():
         print("lvsd-bench: not inside the VM; refusing to run", file=sys.stderr)
         return 2
     os.makedirs(WORK, exist_ok=True)
+    os.makedirs(CFG_DIR, exist_ok=True)
     # One pipe per nanny in lvsd: as an operator would (LimitNOFILE=, ulimit -n), give it room.
     import resource
     want = 8 * N + 1024
@@ -227,7 +270,7 @@ def main():
     rows.append(("VM quiet again after the nanny start", "-", f"{quiet:.0f} s", "-",
                  f"at most 3 runnable tasks on 5 samples a second apart"
                  f"{'' if calm >= 5 else f' NOT reached in {QUIET_MAX} s'}; load average "
-                 f"{open('/proc/loadavg').read().split()[0]}"))
+                 f"{open('/proc/loadavg').read().split()[0]}; {who_runs()}"))
 
     # 3. Reloads.
     progress("nannies running; reloads")
@@ -235,12 +278,13 @@ def main():
         nonlocal ok
         before = listing()
         write(text)
-        mark = len(log.snapshot())
-        cpu0 = cpu_ns(proc.pid)
+        mark = log.mark()
+        cpu0, wait0 = schedstat(proc.pid)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGHUP)
         t1, done = log.wait(r"configuration (reloaded|not reloaded|unchanged)", mark)
-        cpu = (cpu_ns(proc.pid) - cpu0) / 1e6
+        cpu1, wait1 = schedstat(proc.pid)
+        cpu, queued = (cpu1 - cpu0) / 1e6, (wait1 - wait0) / 1e6
         after = listing()
         diff = [l[0] + " ".join(l[1:].split())
                 for l in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
@@ -254,7 +298,7 @@ def main():
         if took:
             reload_ms.append(float(took.group(1)))
         rows.append((f"reload: {name}", "-", f"{(t1 - t0) * 1000:.0f} ms (lvsd: {took.group(1) if took else '?'} ms)",
-                     "-", f"lvsd on CPU {cpu:.1f} ms; file read and checked in {loaded.group(1) if loaded else '?'} ms; kernel requests: {req.group(0) if req else '?'}; ipvsadm -Ln diff: "
+                     "-", f"lvsd on CPU {cpu:.1f} ms, waiting for a CPU {queued:.1f} ms; file read and checked in {loaded.group(1) if loaded else '?'} ms; kernel requests: {req.group(0) if req else '?'}; ipvsadm -Ln diff: "
                           f"{' | '.join(diff) if diff else 'none'} ({'only that service' if same else 'UNEXPECTED'}); "
                           f"VM load average {load}"))
 
@@ -276,7 +320,7 @@ def main():
     # Drift check of the whole owned table (what lvsd does every --repair-interval seconds),
     # on demand, with one service deleted behind lvsd's back.
     subprocess.run([IPVSADM, "-D", "-t", f"{vip(7)}:80"], check=True)
-    mark = len(log.snapshot())
+    mark = log.mark()
     t0 = time.monotonic()
     proc.send_signal(signal.SIGUSR2)
     t1, done = log.wait(r"drift check: ", mark)
@@ -293,7 +337,6 @@ def main():
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     while proc.poll() is None:
-        log.pump()
         time.sleep(0.01)
     stop = time.monotonic() - t0
     left = services_in_kernel()
