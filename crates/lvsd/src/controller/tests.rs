@@ -272,6 +272,8 @@ fn start_builds_services_then_adds_servers_as_their_nannies_report() {
         ]
     );
     assert_eq!(h.ctl.nanny_pids().len(), 4);
+    // The status publisher's change counter moves with the healths.
+    let generation = h.ctl.status_generation();
     for s in [
         "198.51.100.11:80",
         "198.51.100.12:80",
@@ -281,6 +283,7 @@ fn start_builds_services_then_adds_servers_as_their_nannies_report() {
         h.set(s, "up");
     }
     h.until("all up", |h| h.all_up());
+    assert!(h.ctl.status_generation() > generation);
     let mut want: Vec<String> = EXPECTED_UP.iter().map(|s| s.to_string()).collect();
     want.push("-A -t 203.0.113.1:25 -s rr".into());
     want.sort();
