@@ -64,6 +64,22 @@ impl<'a> Lines<'a> {
             number: 0,
         }
     }
+
+    /// Byte offset of the next line.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Number of the line last returned (0 before the first).
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// Goes on at byte `pos`, which must start a line, with `number` the line before it.
+    pub(crate) fn resume_at(&mut self, pos: usize, number: u32) {
+        self.pos = pos.min(self.input.len());
+        self.number = number;
+    }
 }
 
 impl<'a> Iterator for Lines<'a> {

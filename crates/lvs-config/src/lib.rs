@@ -26,7 +26,7 @@ pub mod writer;
 pub use diff::{diff, ConfigDiff};
 pub use error::{BlockKind, Diagnostic, ErrorCode, LoadError, Location, Severity, SyntaxError};
 pub use model::*;
-pub use parser::{parse, Parsed, SourceMap};
+pub use parser::{parse, parse_reusing, Layout, Parsed, Previous, SourceMap};
 pub use resolve::{Resolver, StaticResolver, SystemResolver};
 pub use validate::validate;
 pub use writer::{save, to_string};
@@ -51,19 +51,39 @@ impl Loaded {
 
 /// Parses and validates lvs.cf text.
 pub fn load_bytes(input: &[u8], resolver: &dyn Resolver) -> Result<Loaded, SyntaxError> {
-    let parsed = parse(input, resolver)?;
+    Ok(checked(parse(input, resolver)?))
+}
+
+/// A parse with its validation's diagnostics added, sorted by line.
+fn checked(parsed: Parsed) -> Loaded {
     let mut diagnostics = parsed.diagnostics;
     diagnostics.extend(validate(&parsed.config, Some(&parsed.source)));
     validate::sort(&mut diagnostics);
-    Ok(Loaded {
+    Loaded {
         config: parsed.config,
         source: parsed.source,
         diagnostics,
-    })
+    }
 }
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path, resolver: &dyn Resolver) -> Result<Loaded, LoadError> {
+    load_bytes(&read(path)?, resolver).map_err(LoadError::Syntax)
+}
+
+/// [`load`], copying the blocks whose bytes are unchanged since `previous` instead of parsing
+/// them again ([`parse_reusing`]), and returning the layout the next call needs.
+pub fn load_reusing(
+    path: &Path,
+    resolver: &dyn Resolver,
+    previous: Option<Previous<'_>>,
+) -> Result<(Loaded, Layout), LoadError> {
+    let (parsed, layout) =
+        parse_reusing(read(path)?, resolver, previous).map_err(LoadError::Syntax)?;
+    Ok((checked(parsed), layout))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     let mut file = std::fs::File::open(path).map_err(LoadError::Open)?;
     // Sized from the file's length: one read, no regrowth of a large buffer.
     let size = file.metadata().map(|m| m.len() as usize + 1).unwrap_or(0);
@@ -74,5 +94,5 @@ pub fn load(path: &Path, resolver: &dyn Resolver) -> Result<Loaded, LoadError> {
             line: 0,
         })
     })?;
-    load_bytes(&bytes, resolver).map_err(LoadError::Syntax)
+    Ok(bytes)
 }

@@ -7,6 +7,9 @@ use crate::error::{BlockKind, Diagnostic, ErrorCode, Location, Severity, SyntaxE
 use crate::lexer::{self, IntError, Statement, Token};
 use crate::model::*;
 use crate::resolve::Resolver;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -44,6 +47,16 @@ impl KeywordLines {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
         self.0.iter().copied()
     }
+
+    fn shift(&mut self, delta: i64) {
+        for (_, line) in &mut self.0 {
+            *line = shifted(*line, delta);
+        }
+    }
+}
+
+fn shifted(line: u32, delta: i64) -> u32 {
+    u32::try_from(i64::from(line) + delta).unwrap_or(0)
 }
 
 /// Equal when they hold the same keywords at the same lines, in any order.
@@ -89,6 +102,18 @@ pub struct BlockLines {
 pub struct ServerLines {
     pub line: u32,
     pub keywords: KeywordLines,
+}
+
+impl BlockLines {
+    /// The same block `delta` lines further down.
+    fn shift(&mut self, delta: i64) {
+        self.line = shifted(self.line, delta);
+        self.keywords.shift(delta);
+        for s in &mut self.servers {
+            s.line = shifted(s.line, delta);
+            s.keywords.shift(delta);
+        }
+    }
 }
 
 impl SourceMap {
@@ -137,6 +162,122 @@ pub struct Parsed {
 
 /// Parses the bytes of an lvs.cf file.
 pub fn parse(input: &[u8], resolver: &dyn Resolver) -> Result<Parsed, SyntaxError> {
+    parse_inner(input, resolver, None, false).map(|(parsed, _, _)| parsed)
+}
+
+/// Where each `virtual` / `failover` block of a parsed file lies, with the file's bytes. A later
+/// parse of the file, changed, copies every block whose bytes it finds again from the config this
+/// parse produced instead of parsing it ([`parse_reusing`]): lvsd's reload of a large file where
+/// one block changed parses that block only.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    bytes: Vec<u8>,
+    /// Per kind (virtual, failover), in file order, so index i is block i of its list.
+    spans: [Vec<Span>; 2],
+    /// Hash of (kind, header line) -> indexes of the reusable blocks with that header: finds a
+    /// block that moved.
+    by_header: HashMap<u64, Vec<u32>>,
+    /// Blocks the parse that made this layout copied from the previous one.
+    copied: usize,
+}
+
+impl Layout {
+    /// Blocks a later parse may copy (parsed without a diagnostic or a name look-up).
+    pub fn reusable_blocks(&self) -> usize {
+        self.spans.iter().flatten().filter(|s| s.reusable).count()
+    }
+
+    /// Blocks in all (`virtual` and `failover`).
+    pub fn blocks(&self) -> usize {
+        self.spans.iter().map(Vec::len).sum()
+    }
+
+    /// Blocks the parse that made this layout copied from the previous parse instead of
+    /// parsing them.
+    pub fn copied_blocks(&self) -> usize {
+        self.copied
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// First byte of the header line (`virtual NAME {`).
+    start: usize,
+    /// One past the header line's text.
+    header_end: usize,
+    /// One past the `\n` that ends the closing line.
+    end: usize,
+    /// Line number of the header line.
+    line: u32,
+    /// Lines the block takes, the header and the closing line included.
+    lines: u32,
+    /// Parsed without a diagnostic and without looking a name up, and ending with `\n`: the same
+    /// bytes anywhere else parse to the same block, lines shifted.
+    reusable: bool,
+}
+
+/// The parse a [`Layout`] came from: its config and source map, exactly as that parse returned
+/// them (a block is copied from `config` by its index).
+#[derive(Debug, Clone, Copy)]
+pub struct Previous<'p> {
+    pub config: &'p Config,
+    pub source: &'p SourceMap,
+    pub layout: &'p Layout,
+}
+
+/// [`parse`], copying the blocks whose bytes are unchanged since `previous` instead of parsing
+/// them again, and returning the layout the next call needs. The result is the one [`parse`]
+/// gives for the same bytes: a copied block's lines are shifted to where it now stands, and a
+/// block that gave a diagnostic or looked a host or service name up (whose answer may have
+/// changed) is always parsed again.
+pub fn parse_reusing(
+    input: Vec<u8>,
+    resolver: &dyn Resolver,
+    previous: Option<Previous<'_>>,
+) -> Result<(Parsed, Layout), SyntaxError> {
+    let (parsed, spans, copied) = parse_inner(&input, resolver, previous, true)?;
+    let mut by_header: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (ki, list) in spans.iter().enumerate() {
+        for (i, s) in list.iter().enumerate() {
+            if s.reusable {
+                by_header
+                    .entry(header_hash(ki, &input[s.start..s.header_end]))
+                    .or_default()
+                    .push(i as u32);
+            }
+        }
+    }
+    Ok((
+        parsed,
+        Layout {
+            bytes: input,
+            spans,
+            by_header,
+            copied,
+        },
+    ))
+}
+
+fn header_hash(kind: usize, header: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kind.hash(&mut h);
+    header.hash(&mut h);
+    h.finish()
+}
+
+fn kind_index(kind: BlockKind) -> usize {
+    match kind {
+        BlockKind::Virtual => 0,
+        BlockKind::Failover => 1,
+    }
+}
+
+fn parse_inner<'a>(
+    input: &'a [u8],
+    resolver: &'a dyn Resolver,
+    previous: Option<Previous<'a>>,
+    layout: bool,
+) -> Result<(Parsed, [Vec<Span>; 2], usize), SyntaxError> {
     if input.is_empty() {
         return Err(SyntaxError {
             code: ErrorCode::Empty,
@@ -150,14 +291,25 @@ pub fn parse(input: &[u8], resolver: &dyn Resolver) -> Result<Parsed, SyntaxErro
         diagnostics: Vec::new(),
         source: SourceMap::default(),
         spare: Vec::new(),
+        line_start: 0,
+        line_end: 0,
+        lookups: Cell::new(0),
+        previous,
+        cursor: [0, 0],
+        copied: 0,
+        spans: layout.then(Default::default),
     };
     let mut config = Config::default();
     p.parse_global(&mut config)?;
-    Ok(Parsed {
-        config,
-        source: p.source,
-        diagnostics: p.diagnostics,
-    })
+    Ok((
+        Parsed {
+            config,
+            source: p.source,
+            diagnostics: p.diagnostics,
+        },
+        p.spans.unwrap_or_default(),
+        p.copied,
+    ))
 }
 
 struct Parser<'a> {
@@ -168,6 +320,19 @@ struct Parser<'a> {
     source: SourceMap,
     /// A token vector given back by [`Parser::recycle`]: one allocation serves every line.
     spare: Vec<Token<'a>>,
+    /// Byte range of the last statement's line (without its line end).
+    line_start: usize,
+    line_end: usize,
+    /// Host and service names looked up so far.
+    lookups: Cell<u32>,
+    /// The earlier parse whose unchanged blocks are copied ([`parse_reusing`]).
+    previous: Option<Previous<'a>>,
+    /// Per kind, the earlier block expected next (the one after the last copied).
+    cursor: [usize; 2],
+    /// Blocks copied so far.
+    copied: usize,
+    /// Where each block lies, when a [`Layout`] is wanted.
+    spans: Option<[Vec<Span>; 2]>,
 }
 
 type R<T> = Result<T, ErrorCode>;
@@ -193,6 +358,8 @@ impl<'a> Parser<'a> {
             let mut tokens = std::mem::take(&mut self.spare);
             lexer::tokenize_into(&text[first..], &mut tokens)
                 .map_err(|code| SyntaxError { code, line: number })?;
+            self.line_start = text.as_ptr() as usize - self.input.as_ptr() as usize;
+            self.line_end = self.line_start + text.len();
             return Ok(Some(Statement {
                 line: number,
                 tokens,
@@ -332,13 +499,36 @@ impl<'a> Parser<'a> {
         let kw = keyword(&t[0], GLOBAL_KEYWORDS);
         match kw {
             Some(k @ ("virtual" | "failover")) => {
-                let name = block_header(t).map_err(err)?;
                 let kind = if k == "virtual" {
                     BlockKind::Virtual
                 } else {
                     BlockKind::Failover
                 };
-                return self.parse_block(c, kind, name, st.line);
+                let (start, header_end) = (self.line_start, self.line_end);
+                if self.copy_block(c, kind, t, start, header_end, st.line) {
+                    return Ok(());
+                }
+                let name = block_header(t).map_err(err)?;
+                let (diagnostics, lookups) = (self.diagnostics.len(), self.lookups.get());
+                self.parse_block(c, kind, name, st.line)?;
+                if self.spans.is_some() {
+                    let end = self.lines.position();
+                    let span = Span {
+                        start,
+                        header_end,
+                        end,
+                        line: st.line,
+                        lines: self.lines.number().saturating_sub(st.line) + 1,
+                        reusable: self.diagnostics.len() == diagnostics
+                            && self.lookups.get() == lookups
+                            && end > 0
+                            && self.input[end - 1] == b'\n',
+                    };
+                    if let Some(spans) = &mut self.spans {
+                        spans[kind_index(kind)].push(span);
+                    }
+                }
+                return Ok(());
             }
             Some(k) => {
                 self.global_keyword(c, k, t, ctx).map_err(err)?;
@@ -428,6 +618,80 @@ impl<'a> Parser<'a> {
             _ => return Err(ErrorCode::BadCommand),
         }
         Ok(())
+    }
+
+    /// Copies the earlier parse's block whose bytes stand unchanged at `start`, if there is one
+    /// (the next one in order, else one with the same header line), and goes on after it.
+    fn copy_block(
+        &mut self,
+        c: &mut Config,
+        kind: BlockKind,
+        t: &[Token],
+        start: usize,
+        header_end: usize,
+        line: u32,
+    ) -> bool {
+        let Some(prev) = self.previous else {
+            return false;
+        };
+        let ki = kind_index(kind);
+        let layout = prev.layout;
+        let input = self.input;
+        let same = |i: usize| {
+            layout.spans[ki].get(i).is_some_and(|s| {
+                let old = &layout.bytes[s.start..s.end];
+                s.reusable && input.get(start..start + old.len()) == Some(old)
+            })
+        };
+        let found = if same(self.cursor[ki]) {
+            Some(self.cursor[ki])
+        } else {
+            layout
+                .by_header
+                .get(&header_hash(ki, &input[start..header_end]))
+                .and_then(|candidates| candidates.iter().map(|&i| i as usize).find(|&i| same(i)))
+        };
+        let Some(i) = found else {
+            return false;
+        };
+        let span = layout.spans[ki][i];
+        let blocks = match kind {
+            BlockKind::Virtual => &prev.config.virtual_servers,
+            BlockKind::Failover => &prev.config.failover_services,
+        };
+        let (Some(vs), Some(lines)) = (blocks.get(i), prev.source.block(kind, i)) else {
+            return false;
+        };
+        // The config must be the one the layout came from: at least the name must match.
+        if t.get(1).map(|t| t.text) != Some(vs.name.as_bytes()) {
+            return false;
+        }
+        let mut lines = lines.clone();
+        lines.shift(i64::from(line) - i64::from(span.line));
+        match kind {
+            BlockKind::Virtual => {
+                c.virtual_servers.push(vs.clone());
+                self.source.virtual_servers.push(lines);
+            }
+            BlockKind::Failover => {
+                c.failover_services.push(vs.clone());
+                self.source.failover_services.push(lines);
+            }
+        }
+        let end = start + (span.end - span.start);
+        self.lines.resume_at(end, line + span.lines - 1);
+        self.cursor[ki] = i + 1;
+        self.copied += 1;
+        if let Some(spans) = &mut self.spans {
+            spans[ki].push(Span {
+                start,
+                header_end,
+                end,
+                line,
+                ..span
+            });
+        }
+        true
     }
 
     fn parse_block(
@@ -635,6 +899,7 @@ impl<'a> Parser<'a> {
         if let Some(address) = lexer::inet_aton(tok.text) {
             return Ok(Host { name, address });
         }
+        self.lookups.set(self.lookups.get() + 1);
         let address = self.resolver.host(&name).ok_or(ErrorCode::BadArgument)?;
         Ok(Host { name, address })
     }
@@ -654,6 +919,7 @@ impl<'a> Parser<'a> {
             Ok(v) => Ok(v),
             Err(_) => {
                 let name = text(tok)?;
+                self.lookups.set(self.lookups.get() + 1);
                 self.resolver
                     .tcp_service(&name)
                     .map(i64::from)

@@ -58,6 +58,16 @@ struct Args {
     )]
     repair_interval: f64,
 
+    /// Run the nannies N nice levels below lvsd (0: at lvsd's priority, as Piranha did), so
+    /// that thousands of health checks never keep lvsd waiting for a CPU
+    #[arg(
+        long = "nanny-nice",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(i32).range(0..=39)
+    )]
+    nanny_nice: i32,
+
     /// Parse and validate the configuration, print every problem and a one-line summary, exit 1
     /// if there is any error
     #[arg(long = "config-test", conflicts_with = "dump_config")]
@@ -165,7 +175,11 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
     let file = config_path(args.configfile.clone());
     let resolver = SystemResolver::default();
     // Everything that can be refused is checked before detaching, so the caller sees it.
-    let (config, warnings) = match controller::load_config(&file, &resolver) {
+    let controller::ConfigFile {
+        config,
+        warnings,
+        layout,
+    } = match controller::read_config(&file, &resolver, None) {
         Ok(c) => c,
         Err(lines) => {
             for l in lines {
@@ -255,6 +269,10 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
         Ok(_) => {}
         Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
+    let nice = lvsd::supervisor::set_nanny_nice(args.nanny_nice);
+    if args.nanny_nice != 0 {
+        log::debug!("nannies run at nice {nice}");
+    }
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -271,6 +289,7 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
     opts.started_at = started_at;
     opts.publish_status = !args.test_start;
     let mut ctl = Controller::new(opts, config, table, Box::new(resolver));
+    ctl.set_layout(layout);
     ctl.start();
     let reason = ctl.run(&signals);
     ctl.shutdown();

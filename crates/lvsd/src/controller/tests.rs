@@ -599,6 +599,30 @@ fn a_config_with_errors_is_refused_and_the_running_state_kept() {
     h.shutdown();
 }
 
+/// The nice value of a process, from /proc/PID/stat (field 19).
+fn nice_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    after_comm.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[test]
+fn nannies_run_below_lvsd_priority() {
+    // Set before any nanny of this test starts (other tests never set it).
+    let nice = supervisor::set_nanny_nice(5);
+    let own = nice_of(std::process::id() as i32);
+    assert_eq!(nice, (own + 5).min(19));
+    let mut h = Harness::new(BASE, "up", |_| {});
+    h.ctl.start();
+    h.until("all up", |h| h.all_up());
+    let pids: Vec<i32> = h.ctl.nanny_pids().values().copied().collect();
+    assert_eq!(pids.len(), 4);
+    for pid in pids {
+        assert_eq!(nice_of(pid), nice, "nanny {pid}");
+    }
+    h.shutdown();
+}
+
 #[test]
 fn hard_shutdown_one_a_dead_nanny_shuts_lvsd_down() {
     let mut h = Harness::new(BASE, "up", |k| {

@@ -1,0 +1,268 @@
+//! `parse_reusing` (copying unchanged blocks from the previous parse) must give exactly what
+//! `parse` gives for the same bytes, whatever changed between the two files.
+
+use lvs_config::{parse, parse_reusing, Layout, Parsed, Previous, StaticResolver, SyntaxError};
+use proptest::prelude::*;
+use std::net::Ipv4Addr;
+
+/// A small deterministic generator (xorshift), so one seed makes one file.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// One block (or a run of global lines), each line ending in `\n` or `\r\n`.
+fn chunk(g: &mut Gen) -> String {
+    let nl = if g.chance(10) { "\r\n" } else { "\n" };
+    let mut lines: Vec<String> = Vec::new();
+    match g.below(10) {
+        0 => {
+            lines.push(format!("serial_no = {}", g.below(1000)));
+            if g.chance(30) {
+                lines.push("# a comment".into());
+            }
+            if g.chance(20) {
+                lines.push(String::new());
+            }
+        }
+        1 => {
+            lines.push(format!("failover f{} {{", g.below(4)));
+            lines.push("     active = 1".into());
+            lines.push(format!(
+                "     address = 192.0.2.{} eth0:1",
+                g.below(250) + 1
+            ));
+            lines.push(format!("     port = {}", g.below(1000) + 1));
+            lines.push("}".into());
+        }
+        _ => {
+            lines.push(format!("virtual vs{} {{", g.below(12)));
+            lines.push("     active = 1".into());
+            let addr = if g.chance(10) {
+                "localhost".to_string() // a name look-up
+            } else {
+                format!("10.0.{}.{}", g.below(3), g.below(250) + 1)
+            };
+            lines.push(format!("     address = {addr} eth0:1"));
+            let port = if g.chance(10) {
+                "http".to_string() // a service look-up
+            } else {
+                (g.below(3) + 79).to_string()
+            };
+            lines.push(format!("     port = {port}"));
+            if g.chance(40) {
+                let s = ["wlc", "rr", "lc", "sh"][g.below(4) as usize];
+                lines.push(format!("     scheduler = {s}"));
+            }
+            if g.chance(10) {
+                lines.push("     scheduler = rr".into()); // given twice: a warning, maybe
+            }
+            if g.chance(10) {
+                lines.push("     persistent = 99999999999".into()); // out of range: an error
+            }
+            if g.chance(20) {
+                lines.push("  # inside a block".into());
+            }
+            for r in 0..g.below(4) {
+                lines.push(format!("     server rs{r} {{"));
+                lines.push(format!(
+                    "         address = 192.168.{r}.{}",
+                    g.below(250) + 1
+                ));
+                lines.push("         active = 1".into());
+                lines.push(format!("         weight = {}", g.below(5)));
+                lines.push("     }".into());
+            }
+            lines.push("}".into());
+        }
+    }
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&l);
+        out.push_str(nl);
+    }
+    out
+}
+
+fn file(g: &mut Gen) -> Vec<String> {
+    let mut chunks = vec!["network = nat\n".to_string()];
+    for _ in 0..g.below(12) + 1 {
+        chunks.push(chunk(g));
+    }
+    chunks
+}
+
+/// One change an operator (or a broken editor) might make.
+fn edit(g: &mut Gen, chunks: &mut Vec<String>) {
+    let n = chunks.len() as u64;
+    let i = g.below(n) as usize;
+    match g.below(9) {
+        0 => chunks[i] = chunk(g),
+        1 if chunks.len() > 1 => {
+            chunks.remove(i);
+        }
+        2 => {
+            let c = chunks[i].clone();
+            chunks.insert(g.below(n + 1) as usize, c);
+        }
+        3 => {
+            let j = g.below(n) as usize;
+            chunks.swap(i, j);
+        }
+        4 => chunks.insert(i, "# moved down a line\n\n".into()),
+        5 => chunks[i] = chunks[i].replace("\r\n", "\n"),
+        6 => {
+            // The last line without its line end.
+            let last = chunks.len() - 1;
+            while chunks[last].ends_with('\n') || chunks[last].ends_with('\r') {
+                chunks[last].pop();
+            }
+        }
+        7 => chunks[i] = chunks[i].replacen("active = 1", "active = 0", 1),
+        8 => {
+            // A syntax error somewhere, or a cut in the middle of a block.
+            if g.chance(50) {
+                chunks.insert(i, "nonsense here\n".into());
+            } else {
+                let c = &mut chunks[i];
+                let cut = g.below(c.len() as u64 + 1) as usize;
+                c.truncate(cut);
+            }
+        }
+        _ => chunks.push(chunk(g)),
+    }
+}
+
+fn same(
+    text: &[u8],
+    full: &Result<Parsed, SyntaxError>,
+    reused: &Result<(Parsed, Layout), SyntaxError>,
+) {
+    let shown = || String::from_utf8_lossy(text).into_owned();
+    match (full, reused) {
+        (Ok(a), Ok((b, _))) => {
+            assert_eq!(a.config, b.config, "config differs for:\n{}", shown());
+            assert_eq!(a.source, b.source, "source map differs for:\n{}", shown());
+            assert_eq!(
+                a.diagnostics,
+                b.diagnostics,
+                "diagnostics differ for:\n{}",
+                shown()
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "errors differ for:\n{}", shown()),
+        (a, b) => panic!(
+            "parse gave {:?}, parse_reusing {:?} for:\n{}",
+            a.as_ref().err(),
+            b.as_ref().err(),
+            shown()
+        ),
+    }
+}
+
+fn previous<'p>(p: &'p (Parsed, Layout)) -> Previous<'p> {
+    Previous {
+        config: &p.0.config,
+        source: &p.0.source,
+        layout: &p.1,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// A chain of edits, each version parsed from the one before (so layouts made by copying
+    /// are used again), always equal to a fresh parse.
+    #[test]
+    fn same_as_a_fresh_parse(seed in 1u64..u64::MAX) {
+        let mut g = Gen(seed);
+        let r = StaticResolver::standard();
+        let mut chunks = file(&mut g);
+        let mut last: Option<(Parsed, Layout)> = None;
+        for _ in 0..6 {
+            let text = chunks.concat().into_bytes();
+            let full = parse(&text, &r);
+            let reused = parse_reusing(text.clone(), &r, last.as_ref().map(previous));
+            same(&text, &full, &reused);
+            if let Ok(p) = reused {
+                last = Some(p);
+            }
+            for _ in 0..g.below(3) + 1 {
+                edit(&mut g, &mut chunks);
+            }
+        }
+    }
+}
+
+fn big(n: usize, changed: Option<usize>) -> Vec<u8> {
+    let mut out = String::from("network = nat\n");
+    for i in 0..n {
+        let s = if Some(i) == changed { "rr" } else { "wlc" };
+        out.push_str(&format!(
+            "virtual vs{i} {{\n     active = 1\n     address = 10.0.{}.{} eth0:1\n     scheduler = {s}\n     server a {{\n         address = 192.168.0.{}\n         active = 1\n     }}\n}}\n",
+            i / 250,
+            i % 250 + 1,
+            i % 250 + 1
+        ));
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn one_block_changed_is_the_only_one_parsed() {
+    let r = StaticResolver::standard();
+    let first = parse_reusing(big(1000, None), &r, None).unwrap();
+    assert_eq!(first.1.copied_blocks(), 0);
+    assert_eq!(first.1.reusable_blocks(), 1000);
+    let text = big(1000, Some(500));
+    let second = parse_reusing(text.clone(), &r, Some(previous(&first))).unwrap();
+    assert_eq!(second.1.copied_blocks(), 999);
+    assert_eq!(second.0.config.virtual_servers[500].scheduler.name(), "rr");
+    same(&text, &parse(&text, &r), &Ok(second));
+}
+
+#[test]
+fn a_block_that_looked_a_name_up_is_parsed_again() {
+    let text = b"virtual www {\n     address = web.example eth0:1\n}\nvirtual b {\n     address = 10.0.0.2 eth0:1\n}\n".to_vec();
+    let mut r = StaticResolver::standard();
+    r.hosts
+        .insert("web.example".into(), Ipv4Addr::new(10, 0, 0, 1));
+    let first = parse_reusing(text.clone(), &r, None).unwrap();
+    assert_eq!(first.1.reusable_blocks(), 1);
+    // The name now resolves elsewhere: the same bytes must give the new address.
+    r.hosts
+        .insert("web.example".into(), Ipv4Addr::new(10, 0, 0, 9));
+    let second = parse_reusing(text, &r, Some(previous(&first))).unwrap();
+    assert_eq!(second.1.copied_blocks(), 1);
+    let a = second.0.config.virtual_servers[0].address.as_ref().unwrap();
+    assert_eq!(a.address.address, Ipv4Addr::new(10, 0, 0, 9));
+}
+
+#[test]
+fn a_config_that_is_not_the_layouts_own_is_not_copied_from() {
+    let r = StaticResolver::standard();
+    let first = parse_reusing(big(3, None), &r, None).unwrap();
+    // A config with fewer blocks than the layout: the missing one is parsed.
+    let short = parse(&big(2, None), &r).unwrap();
+    let text = big(3, None);
+    let p = Previous {
+        config: &short.config,
+        source: &short.source,
+        layout: &first.1,
+    };
+    let again = parse_reusing(text.clone(), &r, Some(p)).unwrap();
+    assert_eq!(again.1.copied_blocks(), 2);
+    same(&text, &parse(&text, &r), &Ok(again));
+}
