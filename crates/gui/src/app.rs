@@ -9,6 +9,7 @@ use lvs_config::Config;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Session cookie name.
@@ -532,7 +533,7 @@ impl App {
                         c.virtual_servers.remove(vi);
                     }
                     Some(j) if j < vs.servers.len() => {
-                        vs.servers.remove(j);
+                        Arc::make_mut(vs).servers.remove(j);
                     }
                     Some(_) => return Err(vec![FieldError::new("", "no such real server")]),
                 }

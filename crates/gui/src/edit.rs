@@ -13,6 +13,7 @@ use lvs_config::{
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a set of fields edits.
@@ -343,11 +344,13 @@ pub fn apply(
                     if map.get("name").map_or(true, |n| n.is_empty()) {
                         f.err("name", "name is required");
                     }
-                    config.virtual_servers.push(VirtualServer::new(""));
+                    config
+                        .virtual_servers
+                        .push(Arc::new(VirtualServer::new("")));
                     config.virtual_servers.len() - 1
                 }
             };
-            apply_virtual(&mut f, &mut config.virtual_servers[i]);
+            apply_virtual(&mut f, Arc::make_mut(&mut config.virtual_servers[i]));
             (i, None)
         }
         Target::Server(vi, index) => {
@@ -355,6 +358,7 @@ pub fn apply(
             let Some(vs) = config.virtual_servers.get_mut(vi) else {
                 return Err(vec![FieldError::new("", "no such virtual server")]);
             };
+            let vs = Arc::make_mut(vs);
             let j = match index {
                 Some(j) if j < vs.servers.len() => j,
                 Some(_) => return Err(vec![FieldError::new("", "no such real server")]),

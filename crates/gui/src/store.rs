@@ -319,7 +319,7 @@ mod tests {
             |c, _| {
                 let mut vs = lvs_config::VirtualServer::new("x");
                 vs.active = true; // no address: an error
-                c.virtual_servers.push(vs);
+                c.virtual_servers.push(std::sync::Arc::new(vs));
                 Ok(())
             },
             no_errors,

@@ -10,6 +10,7 @@ use crate::model::*;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// What changed between `old` and `new`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -241,7 +242,7 @@ fn pair<T, K: Hash + Eq>(
     (pairs, removed, added)
 }
 
-fn diff_blocks(old: &[VirtualServer], new: &[VirtualServer]) -> BlockDiff {
+fn diff_blocks(old: &[Arc<VirtualServer>], new: &[Arc<VirtualServer>]) -> BlockDiff {
     let (pairs, removed, added) = pair(old, new, |v| v.name.as_str(), |v| v.key());
     let mut out = BlockDiff {
         added,
@@ -250,7 +251,8 @@ fn diff_blocks(old: &[VirtualServer], new: &[VirtualServer]) -> BlockDiff {
     };
     for (oi, ni) in pairs {
         let (a, b) = (&old[oi], &new[ni]);
-        if a == b {
+        // A block copied from the old config by a reload is the same allocation.
+        if Arc::ptr_eq(a, b) || a == b {
             out.unchanged.push((oi, ni));
             continue;
         }

@@ -78,9 +78,43 @@ pub fn load_reusing(
     resolver: &dyn Resolver,
     previous: Option<Previous<'_>>,
 ) -> Result<(Loaded, Layout), LoadError> {
-    let (parsed, layout) =
-        parse_reusing(read(path)?, resolver, previous).map_err(LoadError::Syntax)?;
-    Ok((checked(parsed), layout))
+    load_bytes_reusing(read(path)?, resolver, previous).map_err(LoadError::Syntax)
+}
+
+/// [`load_bytes`], copying the blocks whose bytes are unchanged since `previous` instead of
+/// parsing them again ([`parse_reusing`]). A copied block that passed validation's checks of a
+/// block alone last time, under the same global settings, is not checked alone again (the
+/// checks between blocks always run). The diagnostics are those [`load_bytes`] gives.
+pub fn load_bytes_reusing(
+    input: Vec<u8>,
+    resolver: &dyn Resolver,
+    previous: Option<Previous<'_>>,
+) -> Result<(Loaded, Layout), SyntaxError> {
+    let (parsed, mut layout) = parse_reusing(input, resolver, previous)?;
+    let same_context =
+        previous.is_some_and(|p| validate::same_block_context(p.config, &parsed.config));
+    let skip = |kind, i| {
+        same_context
+            && previous.is_some_and(|p| {
+                layout
+                    .copied_from(kind, i)
+                    .is_some_and(|j| p.layout.clean(kind, j))
+            })
+    };
+    let (checked, clean) = validate::validate_skipping(&parsed.config, Some(&parsed.source), &skip);
+    layout.clean = clean;
+    // In the order load_bytes gives them.
+    let mut diagnostics = parsed.diagnostics;
+    diagnostics.extend(checked);
+    validate::sort(&mut diagnostics);
+    Ok((
+        Loaded {
+            config: parsed.config,
+            source: parsed.source,
+            diagnostics,
+        },
+        layout,
+    ))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default config path (Piranha's `CFGFILE`).
@@ -281,8 +282,11 @@ pub struct Config {
     pub tcpfin_timeout: u32,
     pub udp_timeout: u32,
     pub hard_shutdown: bool,
-    pub virtual_servers: Vec<VirtualServer>,
-    pub failover_services: Vec<VirtualServer>,
+    /// Blocks are shared (`Arc`): a reload copies the unchanged blocks of the running config
+    /// without copying their contents, and comparing a block with its copy is a pointer check.
+    /// Change one with `Arc::make_mut`.
+    pub virtual_servers: Vec<Arc<VirtualServer>>,
+    pub failover_services: Vec<Arc<VirtualServer>>,
 }
 
 impl Default for Config {
@@ -338,7 +342,7 @@ impl Config {
     }
 
     /// The blocks pulse runs: `virtual` for `service = lvs`, `failover` for `service = fos`.
-    pub fn running_blocks(&self) -> &[VirtualServer] {
+    pub fn running_blocks(&self) -> &[Arc<VirtualServer>] {
         match self.service {
             ServiceType::Lvs => &self.virtual_servers,
             ServiceType::Fos => &self.failover_services,

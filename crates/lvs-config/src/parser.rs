@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Keyword -> line of its (last) occurrence in one block. A block has a few keywords, so a small
@@ -47,16 +48,6 @@ impl KeywordLines {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
         self.0.iter().copied()
     }
-
-    fn shift(&mut self, delta: i64) {
-        for (_, line) in &mut self.0 {
-            *line = shifted(*line, delta);
-        }
-    }
-}
-
-fn shifted(line: u32, delta: i64) -> u32 {
-    u32::try_from(i64::from(line) + delta).unwrap_or(0)
 }
 
 /// Equal when they hold the same keywords at the same lines, in any order.
@@ -93,26 +84,45 @@ pub struct SourceMap {
 pub struct BlockLines {
     /// The `virtual NAME {` line.
     pub line: u32,
-    pub keywords: KeywordLines,
-    pub servers: Vec<ServerLines>,
+    /// The lines inside, counted from `line`: the same wherever the block stands, so the copies
+    /// of a block that a reload makes share them.
+    inner: Arc<InnerLines>,
 }
 
-/// Lines of one `server` block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerLines {
-    pub line: u32,
-    pub keywords: KeywordLines,
+struct InnerLines {
+    keywords: KeywordLines,
+    /// Per `server` block: its line and its keywords' lines.
+    servers: Vec<(u32, KeywordLines)>,
 }
 
 impl BlockLines {
-    /// The same block `delta` lines further down.
-    fn shift(&mut self, delta: i64) {
-        self.line = shifted(self.line, delta);
-        self.keywords.shift(delta);
-        for s in &mut self.servers {
-            s.line = shifted(s.line, delta);
-            s.keywords.shift(delta);
+    fn new(line: u32) -> BlockLines {
+        BlockLines {
+            line,
+            inner: Arc::default(),
         }
+    }
+
+    /// The line of one of the block's keywords, if it was given.
+    pub fn keyword(&self, keyword: &str) -> Option<u32> {
+        self.inner.keywords.get(keyword).map(|l| self.line + l)
+    }
+
+    /// The number of `server` blocks.
+    pub fn servers(&self) -> usize {
+        self.inner.servers.len()
+    }
+
+    /// The `server NAME {` line of server `index`.
+    pub fn server_line(&self, index: usize) -> Option<u32> {
+        self.inner.servers.get(index).map(|(l, _)| self.line + l)
+    }
+
+    /// The line of a keyword of server `index`, if it was given.
+    pub fn server_keyword(&self, index: usize, keyword: &str) -> Option<u32> {
+        let (_, keywords) = self.inner.servers.get(index)?;
+        keywords.get(keyword).map(|l| self.line + l)
     }
 }
 
@@ -134,15 +144,15 @@ impl SourceMap {
                 match loc.server {
                     None => Some(
                         loc.keyword
-                            .and_then(|k| block.keywords.get(k))
+                            .and_then(|k| block.keyword(k))
                             .unwrap_or(block.line),
                     ),
                     Some(si) => {
-                        let server = block.servers.get(si)?;
+                        let line = block.server_line(si)?;
                         Some(
                             loc.keyword
-                                .and_then(|k| server.keywords.get(k))
-                                .unwrap_or(server.line),
+                                .and_then(|k| block.server_keyword(si, k))
+                                .unwrap_or(line),
                         )
                     }
                 }
@@ -179,6 +189,9 @@ pub struct Layout {
     by_header: HashMap<u64, Vec<u32>>,
     /// Blocks the parse that made this layout copied from the previous one.
     copied: usize,
+    /// Per kind, whether each block passed validation's checks of a block alone (set by
+    /// [`crate::load_bytes_reusing`]; empty: unknown).
+    pub(crate) clean: [Vec<bool>; 2],
 }
 
 impl Layout {
@@ -197,6 +210,22 @@ impl Layout {
     pub fn copied_blocks(&self) -> usize {
         self.copied
     }
+
+    /// The index in the previous parse of the block this parse copied as block `index`.
+    pub(crate) fn copied_from(&self, kind: BlockKind, index: usize) -> Option<usize> {
+        self.spans[kind_index(kind)]
+            .get(index)
+            .and_then(|s| s.from)
+            .map(|i| i as usize)
+    }
+
+    /// Whether block `index` passed validation's checks of a block alone.
+    pub(crate) fn clean(&self, kind: BlockKind, index: usize) -> bool {
+        self.clean[kind_index(kind)]
+            .get(index)
+            .copied()
+            .unwrap_or(false)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -207,13 +236,13 @@ struct Span {
     header_end: usize,
     /// One past the `\n` that ends the closing line.
     end: usize,
-    /// Line number of the header line.
-    line: u32,
     /// Lines the block takes, the header and the closing line included.
     lines: u32,
     /// Parsed without a diagnostic and without looking a name up, and ending with `\n`: the same
-    /// bytes anywhere else parse to the same block, lines shifted.
+    /// bytes anywhere else parse to the same block.
     reusable: bool,
+    /// The index of the previous parse's block this one was copied from.
+    from: Option<u32>,
 }
 
 /// The parse a [`Layout`] came from: its config and source map, exactly as that parse returned
@@ -254,6 +283,7 @@ pub fn parse_reusing(
             spans,
             by_header,
             copied,
+            clean: Default::default(),
         },
     ))
 }
@@ -415,8 +445,9 @@ impl<'a> Parser<'a> {
     /// Records the line of a keyword; a keyword given twice in one block is a warning (the last
     /// value wins, as in Piranha).
     fn record(&mut self, ctx: Ctx, keyword: &'static str) {
-        let map = match (ctx.block, ctx.server) {
-            (None, _) => &mut self.source.global,
+        // Lines inside a block are kept counted from the block's line.
+        let (map, base) = match (ctx.block, ctx.server) {
+            (None, _) => (&mut self.source.global, 0),
             (Some((kind, vi)), server) => {
                 let blocks = match kind {
                     BlockKind::Virtual => &mut self.source.virtual_servers,
@@ -425,16 +456,20 @@ impl<'a> Parser<'a> {
                 let Some(block) = blocks.get_mut(vi) else {
                     return;
                 };
+                let base = block.line;
+                // Not shared yet while its block is parsed: no copy is made.
+                let inner = Arc::make_mut(&mut block.inner);
                 match server {
-                    None => &mut block.keywords,
-                    Some(si) => match block.servers.get_mut(si) {
-                        Some(s) => &mut s.keywords,
+                    None => (&mut inner.keywords, base),
+                    Some(si) => match inner.servers.get_mut(si) {
+                        Some((_, keywords)) => (keywords, base),
                         None => return,
                     },
                 }
             }
         };
-        if let Some(previous) = map.insert(keyword, ctx.line) {
+        if let Some(previous) = map.insert(keyword, ctx.line.saturating_sub(base)) {
+            let previous = previous + base;
             self.diag(
                 Severity::Warning,
                 ctx,
@@ -517,12 +552,12 @@ impl<'a> Parser<'a> {
                         start,
                         header_end,
                         end,
-                        line: st.line,
                         lines: self.lines.number().saturating_sub(st.line) + 1,
                         reusable: self.diagnostics.len() == diagnostics
                             && self.lookups.get() == lookups
                             && end > 0
                             && self.input[end - 1] == b'\n',
+                        from: None,
                     };
                     if let Some(spans) = &mut self.spans {
                         spans[kind_index(kind)].push(span);
@@ -666,15 +701,18 @@ impl<'a> Parser<'a> {
         if t.get(1).map(|t| t.text) != Some(vs.name.as_bytes()) {
             return false;
         }
-        let mut lines = lines.clone();
-        lines.shift(i64::from(line) - i64::from(span.line));
+        // The lines inside are counted from the header line: shared, not shifted.
+        let lines = BlockLines {
+            line,
+            inner: Arc::clone(&lines.inner),
+        };
         match kind {
             BlockKind::Virtual => {
-                c.virtual_servers.push(vs.clone());
+                c.virtual_servers.push(Arc::clone(vs));
                 self.source.virtual_servers.push(lines);
             }
             BlockKind::Failover => {
-                c.failover_services.push(vs.clone());
+                c.failover_services.push(Arc::clone(vs));
                 self.source.failover_services.push(lines);
             }
         }
@@ -687,7 +725,7 @@ impl<'a> Parser<'a> {
                 start,
                 header_end,
                 end,
-                line,
+                from: u32::try_from(i).ok(),
                 ..span
             });
         }
@@ -706,10 +744,7 @@ impl<'a> Parser<'a> {
             BlockKind::Failover => &mut self.source.failover_services,
         };
         let index = list.len();
-        list.push(BlockLines {
-            line,
-            ..Default::default()
-        });
+        list.push(BlockLines::new(line));
         let mut vs = VirtualServer::new(name);
         while let Some(st) = self.block_statement()? {
             let err = |code| SyntaxError {
@@ -736,8 +771,8 @@ impl<'a> Parser<'a> {
             self.recycle(st);
         }
         match kind {
-            BlockKind::Virtual => c.virtual_servers.push(vs),
-            BlockKind::Failover => c.failover_services.push(vs),
+            BlockKind::Virtual => c.virtual_servers.push(Arc::new(vs)),
+            BlockKind::Failover => c.failover_services.push(Arc::new(vs)),
         }
         Ok(())
     }
@@ -841,10 +876,10 @@ impl<'a> Parser<'a> {
             BlockKind::Failover => &mut self.source.failover_services,
         };
         if let Some(b) = lines.get_mut(block) {
-            b.servers.push(ServerLines {
-                line,
-                ..Default::default()
-            });
+            let base = b.line;
+            Arc::make_mut(&mut b.inner)
+                .servers
+                .push((line.saturating_sub(base), KeywordLines::default()));
         }
         let mut rs = RealServer::new(name, vs.port);
         while let Some(st) = self.block_statement()? {

@@ -6,20 +6,51 @@ use crate::model::*;
 use crate::parser::SourceMap;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// Validates a config. With `source` (a config read from a file) every diagnostic carries the line
 /// it is about. Diagnostics come sorted by line.
 pub fn validate(config: &Config, source: Option<&SourceMap>) -> Vec<Diagnostic> {
+    validate_skipping(config, source, &|_, _| false).0
+}
+
+/// Whether the checks of each block alone (not those between blocks) found nothing: per kind
+/// (virtual, failover), in order.
+pub(crate) type CleanBlocks = [Vec<bool>; 2];
+
+/// [`validate`] without the checks of each block alone for the blocks `skip` names: blocks known
+/// to pass them (the same block passed them before, under the same global settings). Also says
+/// which blocks passed them (a skipped block counts as passed).
+pub(crate) fn validate_skipping(
+    config: &Config,
+    source: Option<&SourceMap>,
+    skip: &dyn Fn(BlockKind, usize) -> bool,
+) -> (Vec<Diagnostic>, CleanBlocks) {
     let mut v = Validator {
         config,
         out: Vec::new(),
     };
     v.global();
-    for (i, vs) in config.virtual_servers.iter().enumerate() {
-        v.block(BlockKind::Virtual, i, vs);
-    }
-    for (i, fs) in config.failover_services.iter().enumerate() {
-        v.block(BlockKind::Failover, i, fs);
+    let mut clean: CleanBlocks = Default::default();
+    let [clean_virtual, clean_failover] = &mut clean;
+    for (kind, blocks, clean) in [
+        (BlockKind::Virtual, &config.virtual_servers, clean_virtual),
+        (
+            BlockKind::Failover,
+            &config.failover_services,
+            clean_failover,
+        ),
+    ] {
+        clean.reserve(blocks.len());
+        for (i, vs) in blocks.iter().enumerate() {
+            if skip(kind, i) {
+                clean.push(true);
+                continue;
+            }
+            let before = v.out.len();
+            v.block(kind, i, vs);
+            clean.push(v.out.len() == before);
+        }
     }
     v.cross_block(BlockKind::Virtual, &config.virtual_servers);
     v.cross_block(BlockKind::Failover, &config.failover_services);
@@ -32,7 +63,33 @@ pub fn validate(config: &Config, source: Option<&SourceMap>) -> Vec<Diagnostic> 
         }
     }
     sort(&mut out);
-    out
+    (out, clean)
+}
+
+/// Whether two configs agree on every global setting the checks of a block read.
+pub(crate) fn same_block_context(a: &Config, b: &Config) -> bool {
+    BlockContext::of(a) == BlockContext::of(b)
+}
+
+/// The global settings the checks of a block alone may read: they see nothing else of the
+/// config, so a block that passed them passes them again while these stay the same.
+#[derive(PartialEq)]
+struct BlockContext<'a> {
+    primary: &'a Option<Host>,
+    backup: &'a Option<Host>,
+    service: ServiceType,
+    network: Network,
+}
+
+impl BlockContext<'_> {
+    fn of(c: &Config) -> BlockContext<'_> {
+        BlockContext {
+            primary: &c.primary,
+            backup: &c.backup,
+            service: c.service,
+            network: c.network,
+        }
+    }
 }
 
 /// Orders diagnostics by line (file-level ones first), then errors before warnings.
@@ -249,7 +306,7 @@ impl Validator<'_> {
     fn block(&mut self, kind: BlockKind, i: usize, vs: &VirtualServer) {
         let b = Some((kind, i));
         let k = |kw| at(b, None, Some(kw));
-        let c = self.config;
+        let c = BlockContext::of(self.config);
         let what = match kind {
             BlockKind::Virtual => "virtual server",
             BlockKind::Failover => "failover service",
@@ -385,7 +442,7 @@ impl Validator<'_> {
 
     fn servers(&mut self, kind: BlockKind, i: usize, vs: &VirtualServer) {
         let b = Some((kind, i));
-        let c = self.config;
+        let c = BlockContext::of(self.config);
         let n = vs.servers.len();
         let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(n);
         let mut by_addr: HashMap<(Ipv4Addr, u16), usize> = HashMap::with_capacity(n);
@@ -483,7 +540,7 @@ impl Validator<'_> {
     }
 
     /// Problems between blocks: duplicate names, duplicate IPVS services, one VIP on two devices.
-    fn cross_block(&mut self, kind: BlockKind, blocks: &[VirtualServer]) {
+    fn cross_block(&mut self, kind: BlockKind, blocks: &[Arc<VirtualServer>]) {
         let what = match kind {
             BlockKind::Virtual => "virtual server",
             BlockKind::Failover => "failover service",

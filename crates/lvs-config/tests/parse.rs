@@ -134,7 +134,7 @@ hard_shutdown = 0
 fn virtual_and_server_defaults() {
     let c = parse_ok("virtual v {\n server s {\n }\n}\n").config;
     let v = &c.virtual_servers[0];
-    assert_eq!(v, &{
+    assert_eq!(&**v, &{
         let mut d = VirtualServer::new("v");
         d.servers.push(RealServer::new("s", 80));
         d
@@ -361,7 +361,7 @@ fn line_ends_lf_crlf_and_cr_give_the_same_config_and_lines() {
         assert_eq!(a.source, b.source);
     }
     assert_eq!(a.source.virtual_servers[0].line, 3);
-    assert_eq!(a.source.virtual_servers[0].keywords["address"], 5);
+    assert_eq!(a.source.virtual_servers[0].keyword("address"), Some(5));
     // Errors in CRLF files report the same line as in LF files.
     let bad = "primary = 192.0.2.1\r\n\r\nbogus = 1\r\n";
     assert_eq!(parse_err(bad).line, 3);

@@ -1,7 +1,10 @@
 //! `parse_reusing` (copying unchanged blocks from the previous parse) must give exactly what
 //! `parse` gives for the same bytes, whatever changed between the two files.
 
-use lvs_config::{parse, parse_reusing, Layout, Parsed, Previous, StaticResolver, SyntaxError};
+use lvs_config::{
+    load_bytes, load_bytes_reusing, parse, parse_reusing, Layout, Loaded, Parsed, Previous,
+    StaticResolver, SyntaxError,
+};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 
@@ -30,6 +33,14 @@ fn chunk(g: &mut Gen) -> String {
     match g.below(10) {
         0 => {
             lines.push(format!("serial_no = {}", g.below(1000)));
+            // Global settings the checks of a block read.
+            match g.below(6) {
+                0 => lines.push(format!("primary = 10.0.0.{}", g.below(3) + 1)),
+                1 => lines.push("network = direct".into()),
+                2 => lines.push("network = nat".into()),
+                3 => lines.push(format!("backup = 10.0.1.{}", g.below(3) + 1)),
+                _ => {}
+            }
             if g.chance(30) {
                 lines.push("# a comment".into());
             }
@@ -52,10 +63,18 @@ fn chunk(g: &mut Gen) -> String {
             lines.push("     active = 1".into());
             let addr = if g.chance(10) {
                 "localhost".to_string() // a name look-up
+            } else if g.chance(20) {
+                format!("10.0.{}.{}", g.below(2), g.below(3) + 1) // maybe a router's address
             } else {
                 format!("10.0.{}.{}", g.below(3), g.below(250) + 1)
             };
-            lines.push(format!("     address = {addr} eth0:1"));
+            if g.chance(95) {
+                // Without one, an active virtual server is an error.
+                lines.push(format!("     address = {addr} eth0:1"));
+            }
+            if g.chance(10) {
+                lines.push("     sorry_server = 10.9.9.9".into());
+            }
             let port = if g.chance(10) {
                 "http".to_string() // a service look-up
             } else {
@@ -180,6 +199,33 @@ fn previous<'p>(p: &'p (Parsed, Layout)) -> Previous<'p> {
     }
 }
 
+fn same_loaded(
+    text: &[u8],
+    full: &Result<Loaded, SyntaxError>,
+    reused: &Result<(Loaded, Layout), SyntaxError>,
+) {
+    let shown = || String::from_utf8_lossy(text).into_owned();
+    match (full, reused) {
+        (Ok(a), Ok((b, _))) => {
+            assert_eq!(a.config, b.config, "config differs for:\n{}", shown());
+            assert_eq!(a.source, b.source, "source map differs for:\n{}", shown());
+            assert_eq!(
+                a.diagnostics,
+                b.diagnostics,
+                "diagnostics differ for:\n{}",
+                shown()
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "errors differ for:\n{}", shown()),
+        (a, b) => panic!(
+            "load_bytes gave {:?}, load_bytes_reusing {:?} for:\n{}",
+            a.as_ref().err(),
+            b.as_ref().err(),
+            shown()
+        ),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -196,6 +242,33 @@ proptest! {
             let full = parse(&text, &r);
             let reused = parse_reusing(text.clone(), &r, last.as_ref().map(previous));
             same(&text, &full, &reused);
+            if let Ok(p) = reused {
+                last = Some(p);
+            }
+            for _ in 0..g.below(3) + 1 {
+                edit(&mut g, &mut chunks);
+            }
+        }
+    }
+
+    /// The same with validation: the diagnostics of a load that skips the checks of copied
+    /// blocks are those of a full load.
+    #[test]
+    fn load_same_as_a_fresh_load(seed in 1u64..u64::MAX) {
+        let mut g = Gen(seed);
+        let r = StaticResolver::standard();
+        let mut chunks = file(&mut g);
+        let mut last: Option<(Loaded, Layout)> = None;
+        for _ in 0..6 {
+            let text = chunks.concat().into_bytes();
+            let full = load_bytes(&text, &r);
+            let previous = last.as_ref().map(|(l, layout)| Previous {
+                config: &l.config,
+                source: &l.source,
+                layout,
+            });
+            let reused = load_bytes_reusing(text.clone(), &r, previous);
+            same_loaded(&text, &full, &reused);
             if let Ok(p) = reused {
                 last = Some(p);
             }
@@ -230,6 +303,13 @@ fn one_block_changed_is_the_only_one_parsed() {
     let second = parse_reusing(text.clone(), &r, Some(previous(&first))).unwrap();
     assert_eq!(second.1.copied_blocks(), 999);
     assert_eq!(second.0.config.virtual_servers[500].scheduler.name(), "rr");
+    // Copied, not cloned: the same allocation as the running config's block.
+    let (a, b) = (
+        &first.0.config.virtual_servers,
+        &second.0.config.virtual_servers,
+    );
+    assert!(std::sync::Arc::ptr_eq(&a[499], &b[499]));
+    assert!(!std::sync::Arc::ptr_eq(&a[500], &b[500]));
     same(&text, &parse(&text, &r), &Ok(second));
 }
 
@@ -265,4 +345,28 @@ fn a_config_that_is_not_the_layouts_own_is_not_copied_from() {
     let again = parse_reusing(text.clone(), &r, Some(p)).unwrap();
     assert_eq!(again.1.copied_blocks(), 2);
     same(&text, &parse(&text, &r), &Ok(again));
+}
+
+#[test]
+fn a_copied_block_is_checked_again_when_a_global_setting_it_depends_on_changes() {
+    let r = StaticResolver::standard();
+    let block = "virtual www {\n     active = 1\n     address = 10.0.0.1 eth0:1\n     server a {\n         address = 192.168.0.1\n         active = 1\n     }\n}\n";
+    let first = load_bytes_reusing(
+        format!("primary = 10.0.0.2\n{block}").into_bytes(),
+        &r,
+        None,
+    )
+    .unwrap();
+    assert!(!first.0.has_errors());
+    let previous = Previous {
+        config: &first.0.config,
+        source: &first.0.source,
+        layout: &first.1,
+    };
+    // The router now owns the virtual address: an error in the (copied) block.
+    let text = format!("primary = 10.0.0.1\n{block}").into_bytes();
+    let second = load_bytes_reusing(text.clone(), &r, Some(previous)).unwrap();
+    assert_eq!(second.1.copied_blocks(), 1);
+    assert!(second.0.has_errors());
+    same_loaded(&text, &load_bytes(&text, &r), &Ok(second));
 }

@@ -10,6 +10,7 @@ use proptest::test_runner::Config as ProptestConfig;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
@@ -366,8 +367,8 @@ fn config() -> impl Strategy<Value = Config> {
             tcpfin_timeout,
             udp_timeout,
             hard_shutdown,
-            virtual_servers,
-            failover_services,
+            virtual_servers: virtual_servers.into_iter().map(Arc::new).collect(),
+            failover_services: failover_services.into_iter().map(Arc::new).collect(),
         },
     )
 }
@@ -585,7 +586,7 @@ fn sample_config(serial_no: i64) -> Config {
         serial_no,
         primary: Some(Host::from(Ipv4Addr::new(192, 168, 1, 10))),
         keepalive: Duration::from_millis(1500),
-        virtual_servers: vec![vs],
+        virtual_servers: vec![Arc::new(vs)],
         ..Config::default()
     }
 }
@@ -623,7 +624,7 @@ fn save_keeps_backup_mode_and_leaves_no_temporary_files() {
 
     // Third save, with save_text: the backup is now the second version.
     let mut c3 = sample_config(3);
-    c3.virtual_servers[0].servers.clear();
+    Arc::make_mut(&mut c3.virtual_servers[0]).servers.clear();
     let text3 = write(&c3);
     writer::save_text(&path, &text3).unwrap();
     assert_eq!(dir_entries(dir.path()), ["lvs.cf", "lvs.cf.bak"]);
@@ -634,7 +635,7 @@ fn save_keeps_backup_mode_and_leaves_no_temporary_files() {
 
     // An unrepresentable config is refused and touches nothing.
     let mut bad = sample_config(4);
-    bad.virtual_servers[0].send = Some("a \"b\" 'c'".into());
+    Arc::make_mut(&mut bad.virtual_servers[0]).send = Some("a \"b\" 'c'".into());
     match save(&path, &bad) {
         Err(writer::SaveError::Unrepresentable(e)) => {
             assert!(e.field.contains("send"), "{e}")
@@ -749,15 +750,17 @@ fn report(failures: Vec<String>) {
 fn names_starting_with_hash_round_trip() {
     let mut failures = Vec::new();
     let cases: [(&str, Change); 4] = [
-        ("virtual name", |c| c.virtual_servers[0].name = "#a".into()),
+        ("virtual name", |c| {
+            Arc::make_mut(&mut c.virtual_servers[0]).name = "#a".into()
+        }),
         ("server name", |c| {
-            c.virtual_servers[0].servers[0].name = "#a".into()
+            Arc::make_mut(&mut c.virtual_servers[0]).servers[0].name = "#a".into()
         }),
         ("failover name", |c| {
-            c.failover_services.push(VirtualServer::new("#a"))
+            c.failover_services.push(Arc::new(VirtualServer::new("#a")))
         }),
         ("dirs entry", |c| {
-            c.virtual_servers[0].dirs = Some(vec!["#a".into(), "b".into()])
+            Arc::make_mut(&mut c.virtual_servers[0]).dirs = Some(vec!["#a".into(), "b".into()])
         }),
     ];
     for (what, change) in cases {
@@ -784,19 +787,19 @@ fn unwritable_names_and_dirs_entries_are_refused_or_flagged() {
     let mut failures = Vec::new();
     for bad in ["'a", "\"a", ""] {
         let mut c = valid_base();
-        c.virtual_servers[0].name = bad.into();
+        Arc::make_mut(&mut c.virtual_servers[0]).name = bad.into();
         if let Err(e) = refused_flagged_or_round_trips(&c) {
             failures.push(format!("virtual name {bad:?}: {e}"));
         }
         let mut c = valid_base();
-        c.virtual_servers[0].servers[0].name = bad.into();
+        Arc::make_mut(&mut c.virtual_servers[0]).servers[0].name = bad.into();
         if let Err(e) = refused_flagged_or_round_trips(&c) {
             failures.push(format!("server name {bad:?}: {e}"));
         }
     }
     for bad in ["'a", "\"a", "", "]"] {
         let mut c = valid_base();
-        c.virtual_servers[0].dirs = Some(vec![bad.into()]);
+        Arc::make_mut(&mut c.virtual_servers[0]).dirs = Some(vec![bad.into()]);
         if let Err(e) = refused_flagged_or_round_trips(&c) {
             failures.push(format!("dirs entry {bad:?}: {e}"));
         }
@@ -810,7 +813,7 @@ fn unwritable_names_and_dirs_entries_are_refused_or_flagged() {
 #[test]
 fn weight_beyond_i32_is_refused_or_flagged() {
     let mut c = valid_base();
-    c.virtual_servers[0].servers[0].weight = i32::MAX as u32 + 1;
+    Arc::make_mut(&mut c.virtual_servers[0]).servers[0].weight = i32::MAX as u32 + 1;
     refused_flagged_or_round_trips(&c).unwrap();
 }
 

@@ -263,6 +263,7 @@ mod tests {
     use lvs_config::{InterfaceAddress, RealServer, VirtualServer};
     use std::collections::HashMap;
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
 
     /// A kernel made of a table; modules listed are loaded, others not (or unknown: `None`).
     struct Fake {
@@ -321,8 +322,8 @@ mod tests {
             nat_router: Some(ia([10, 11, 12, 1], "eth1:1")),
             ..Config::default()
         };
-        c.virtual_servers.push(vs("web", 80, "eth0:1"));
-        c.virtual_servers.push(vs("ftp", 21, "eth0:1"));
+        c.virtual_servers.push(Arc::new(vs("web", 80, "eth0:1")));
+        c.virtual_servers.push(Arc::new(vs("ftp", 21, "eth0:1")));
         c
     }
 
@@ -422,13 +423,13 @@ mod tests {
         // No FTP service, or an inactive one, or FTP by firewall mark: not needed.
         f.modules = Some(vec![]);
         let mut c = nat();
-        c.virtual_servers[1].active = false;
+        Arc::make_mut(&mut c.virtual_servers[1]).active = false;
         assert_eq!(check(&c, &f), vec![]);
         let mut c = nat();
-        c.virtual_servers[1].fwmark = Some(21);
+        Arc::make_mut(&mut c.virtual_servers[1]).fwmark = Some(21);
         assert_eq!(check(&c, &f), vec![]);
         let mut c = nat();
-        c.virtual_servers[1].protocol = Protocol::Udp;
+        Arc::make_mut(&mut c.virtual_servers[1]).protocol = Protocol::Udp;
         assert_eq!(check(&c, &f), vec![]);
     }
 
@@ -453,7 +454,7 @@ mod tests {
         assert_eq!(check(&c, &bad), vec![]);
         let mut c = nat();
         for v in &mut c.virtual_servers {
-            v.active = false;
+            Arc::make_mut(v).active = false;
         }
         assert_eq!(check(&c, &bad), vec![]);
     }
