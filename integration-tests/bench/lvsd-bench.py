@@ -89,6 +89,38 @@ def who_runs(samples=5):
             if top else "no task R or D")
 
 
+def cpu_by_program(window=5.0):
+    """CPU time (from /proc/PID/schedstat) and voluntary wake-ups per second of each program
+    over `window` seconds: who keeps the VM's vCPUs busy, and how often the nannies wake."""
+    def snapshot():
+        out = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                comm = open(f"/proc/{pid}/comm").read().strip()
+                ns = int(open(f"/proc/{pid}/schedstat").read().split()[0])
+                status = open(f"/proc/{pid}/status").read()
+                woke = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            out[pid] = (comm, ns, woke)
+        return out
+    a = snapshot()
+    t0 = time.monotonic()
+    time.sleep(window)
+    b = snapshot()
+    span = time.monotonic() - t0
+    use = {}
+    for pid, (comm, ns, woke) in b.items():
+        if pid in a:
+            cpu, w = use.get(comm, (0, 0))
+            use[comm] = (cpu + ns - a[pid][1], w + woke - a[pid][2])
+    top = sorted(use.items(), key=lambda x: -x[1][0])[:4]
+    return "CPU per second: " + ", ".join(
+        f"{c} {cpu / span / 1e6:.0f} ms ({w / span:.0f} wake-ups)" for c, (cpu, w) in top)
+
+
 def vip(i):
     """The virtual address of service i. PATTERN=sequential (default): 10.0.0.1, 10.0.0.2, ... as
     addresses are handed out in practice. PATTERN=one-bucket: 10.a.b.1. The kernel hashes an IPv4
@@ -270,7 +302,7 @@ def main():
     rows.append(("VM quiet again after the nanny start", "-", f"{quiet:.0f} s", "-",
                  f"at most 3 runnable tasks on 5 samples a second apart"
                  f"{'' if calm >= 5 else f' NOT reached in {QUIET_MAX} s'}; load average "
-                 f"{open('/proc/loadavg').read().split()[0]}; {who_runs()}"))
+                 f"{open('/proc/loadavg').read().split()[0]}; {who_runs()}; {cpu_by_program()}"))
 
     # 3. Reloads.
     progress("nannies running; reloads")

@@ -16,6 +16,7 @@ use crate::health::{settle_time, sorry_next, ServerHealth, SETTLE_MARGIN};
 use crate::kernel::{Counters, Table};
 use crate::monitor::{monitor_specs, planned_monitors, ArgvOptions, MonitorSpec, ARGV_GLOBALS};
 use crate::plan::{desired_service, desired_table, service_id, DesiredTable, Health, MonitorKey};
+use crate::priority::Boost;
 use crate::reconcile::{change_service, describe, reconcile_service, service_arg};
 use crate::reload::{changed_services, describe_diff, plan_monitors};
 use crate::signals::Signals;
@@ -52,6 +53,9 @@ pub struct Options {
     /// Publish the status file for piranha-gui (`status`; the daemon does, an embedded
     /// controller does not).
     pub publish_status: bool,
+    /// `SCHED_FIFO` priority of the bursts of kernel work (start, reload, repair, stop); 0: none
+    /// ([`crate::priority::Boost`]).
+    pub boost: u8,
 }
 
 impl Options {
@@ -67,6 +71,7 @@ impl Options {
             backoff: Backoff::default(),
             started_at: Instant::now(),
             publish_status: false,
+            boost: 0,
         }
     }
 
@@ -406,6 +411,7 @@ impl Controller {
     /// Programs the kernel for the config (timeouts, every active virtual service, adopting those
     /// already there), then starts one nanny per active real server.
     pub fn start(&mut self) {
+        let _boost = Boost::enter(self.opts.boost);
         let summary = self.config.summary();
         info!(
             "starting: {} ({}){}",
@@ -944,6 +950,7 @@ impl Controller {
 
     /// [`repair`](Self::repair); `loud`: log the summary line even when nothing was repaired.
     fn repair_logged(&mut self, loud: bool) {
+        let _boost = Boost::enter(self.opts.boost);
         let t0 = Instant::now();
         let before = self.table.counters;
         self.dirty.clear();
@@ -998,6 +1005,7 @@ impl Controller {
     /// for the services of changed blocks and of nannies started, restarted or stopped; only the
     /// services whose desired state differs are read from the kernel and reconciled.
     pub fn reload(&mut self) {
+        let _boost = Boost::enter(self.opts.boost);
         info!("rereading configuration file");
         let t0 = Instant::now();
         let before = self.table.counters;

@@ -68,6 +68,17 @@ struct Args {
     )]
     nanny_nice: i32,
 
+    /// Real-time (SCHED_FIFO) priority lvsd takes while it programs the kernel at start, reads
+    /// a new configuration or repairs drift: short, bounded work that then never waits behind
+    /// the nannies (0: never; needs CAP_SYS_NICE)
+    #[arg(
+        long = "burst-priority",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(0..=99)
+    )]
+    burst_priority: u8,
+
     /// Parse and validate the configuration, print every problem and a one-line summary, exit 1
     /// if there is any error
     #[arg(long = "config-test", conflicts_with = "dump_config")]
@@ -269,7 +280,7 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
         Ok(_) => {}
         Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
-    let nice = lvsd::supervisor::set_nanny_nice(args.nanny_nice);
+    let nice = lvsd::priority::set_nanny_nice(args.nanny_nice);
     if args.nanny_nice != 0 {
         log::debug!("nannies run at nice {nice}");
     }
@@ -288,6 +299,7 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
         (args.repair_interval > 0.0).then(|| Duration::from_secs_f64(args.repair_interval));
     opts.started_at = started_at;
     opts.publish_status = !args.test_start;
+    opts.boost = args.burst_priority;
     let mut ctl = Controller::new(opts, config, table, Box::new(resolver));
     ctl.set_layout(layout);
     ctl.start();

@@ -14,34 +14,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The soft `RLIMIT_NOFILE` lvsd started with (0: not raised), given back to each nanny.
 static ORIGINAL_NOFILE: AtomicU64 = AtomicU64::new(0);
-
-/// The nice value nannies run at (`i32::MIN`: lvsd's own, not changed).
-static NANNY_NICE: AtomicI32 = AtomicI32::new(i32::MIN);
-
-/// Runs the nannies `offset` nice levels below lvsd (capped at 19); returns their nice value.
-/// A health check is background work: with thousands of nannies waking every few seconds, lvsd's
-/// own work (a report to apply, a reload, a repair) must not wait in the run queue behind them.
-pub fn set_nanny_nice(offset: i32) -> i32 {
-    // SAFETY: getpriority has no preconditions; -1 is also a valid value, so errno is cleared
-    // first and checked after.
-    let own = unsafe {
-        *libc::__errno_location() = 0;
-        let n = libc::getpriority(libc::PRIO_PROCESS, 0);
-        if n == -1 && *libc::__errno_location() != 0 {
-            0
-        } else {
-            n
-        }
-    };
-    let nice = own.saturating_add(offset).clamp(-20, 19);
-    NANNY_NICE.store(if offset == 0 { i32::MIN } else { nice }, Ordering::SeqCst);
-    nice
-}
 
 /// Makes room for `wanted` open files: lvsd holds one pipe per nanny, and the usual soft limit
 /// of 1024 (hard 4096) would stop it near a thousand (four thousand) nannies. The soft limit is
@@ -150,7 +127,7 @@ pub fn spawn(argv: &[String]) -> io::Result<Child> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let original_nofile = ORIGINAL_NOFILE.load(Ordering::SeqCst);
-    let nice = NANNY_NICE.load(Ordering::SeqCst);
+    let nice = crate::priority::nanny_nice();
     let mut cmd = Command::new(program);
     cmd.args(&argv[1..])
         .env(REPORT_FD_ENV, wfd.to_string())
@@ -184,7 +161,7 @@ pub fn spawn(argv: &[String]) -> io::Result<Child> {
                 }
             }
             // Lowering one's own priority needs no privilege; a failure leaves lvsd's.
-            if nice != i32::MIN {
+            if let Some(nice) = nice {
                 libc::setpriority(libc::PRIO_PROCESS, 0, nice);
             }
             // The report pipe is the one descriptor the nanny inherits.

@@ -609,7 +609,7 @@ fn nice_of(pid: i32) -> i32 {
 #[test]
 fn nannies_run_below_lvsd_priority() {
     // Set before any nanny of this test starts (other tests never set it).
-    let nice = supervisor::set_nanny_nice(5);
+    let nice = crate::priority::set_nanny_nice(5);
     let own = nice_of(std::process::id() as i32);
     assert_eq!(nice, (own + 5).min(19));
     let mut h = Harness::new(BASE, "up", |_| {});
