@@ -256,9 +256,10 @@ pub struct Previous<'p> {
 
 /// [`parse`], copying the blocks whose bytes are unchanged since `previous` instead of parsing
 /// them again, and returning the layout the next call needs. The result is the one [`parse`]
-/// gives for the same bytes: a copied block's lines are shifted to where it now stands, and a
-/// block that gave a diagnostic or looked a host or service name up (whose answer may have
-/// changed) is always parsed again.
+/// gives for the same bytes: a copied block is shared with `previous.config` (an `Arc`), its
+/// source lines are counted from its header line, so it stands wherever it now is, and a block
+/// that gave a diagnostic or looked a host or service name up (whose answer may have changed)
+/// is always parsed again.
 pub fn parse_reusing(
     input: Vec<u8>,
     resolver: &dyn Resolver,
