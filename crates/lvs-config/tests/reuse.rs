@@ -215,56 +215,55 @@ fn previous<'p>(p: &'p (Parsed, Layout)) -> Previous<'p> {
     }
 }
 
+/// A chain of edits from `seed`, each version loaded two ways: `fresh` from nothing and
+/// `reusing` from the version before (so layouts made by copying are used again); the two must
+/// always agree.
+fn chain<T: Viewed>(
+    seed: u64,
+    fresh: impl Fn(&[u8]) -> Result<T, SyntaxError>,
+    reusing: impl Fn(Vec<u8>, Option<Previous<'_>>) -> Result<(T, Layout), SyntaxError>,
+) {
+    let mut g = Gen(seed);
+    let mut chunks = file(&mut g);
+    let mut last: Option<(T, Layout)> = None;
+    for _ in 0..6 {
+        let text = chunks.concat().into_bytes();
+        let full = fresh(&text);
+        let previous = last.as_ref().map(|(t, layout)| {
+            let (config, source, _) = t.view();
+            Previous {
+                config,
+                source,
+                layout,
+            }
+        });
+        let reused = reusing(text.clone(), previous);
+        same(&text, &full, &reused);
+        if let Ok(p) = reused {
+            last = Some(p);
+        }
+        for _ in 0..g.below(3) + 1 {
+            edit(&mut g, &mut chunks);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
-    /// A chain of edits, each version parsed from the one before (so layouts made by copying
-    /// are used again), always equal to a fresh parse.
+    /// Parsing: copying unchanged blocks gives what a fresh parse gives.
     #[test]
     fn same_as_a_fresh_parse(seed in 1u64..u64::MAX) {
-        let mut g = Gen(seed);
         let r = StaticResolver::standard();
-        let mut chunks = file(&mut g);
-        let mut last: Option<(Parsed, Layout)> = None;
-        for _ in 0..6 {
-            let text = chunks.concat().into_bytes();
-            let full = parse(&text, &r);
-            let reused = parse_reusing(text.clone(), &r, last.as_ref().map(previous));
-            same(&text, &full, &reused);
-            if let Ok(p) = reused {
-                last = Some(p);
-            }
-            for _ in 0..g.below(3) + 1 {
-                edit(&mut g, &mut chunks);
-            }
-        }
+        chain(seed, |t| parse(t, &r), |t, p| parse_reusing(t, &r, p));
     }
 
     /// The same with validation: the diagnostics of a load that skips the checks of copied
     /// blocks are those of a full load.
     #[test]
     fn load_same_as_a_fresh_load(seed in 1u64..u64::MAX) {
-        let mut g = Gen(seed);
         let r = StaticResolver::standard();
-        let mut chunks = file(&mut g);
-        let mut last: Option<(Loaded, Layout)> = None;
-        for _ in 0..6 {
-            let text = chunks.concat().into_bytes();
-            let full = load_bytes(&text, &r);
-            let previous = last.as_ref().map(|(l, layout)| Previous {
-                config: &l.config,
-                source: &l.source,
-                layout,
-            });
-            let reused = load_bytes_reusing(text.clone(), &r, previous);
-            same(&text, &full, &reused);
-            if let Ok(p) = reused {
-                last = Some(p);
-            }
-            for _ in 0..g.below(3) + 1 {
-                edit(&mut g, &mut chunks);
-            }
-        }
+        chain(seed, |t| load_bytes(t, &r), |t, p| load_bytes_reusing(t, &r, p));
     }
 }
 
