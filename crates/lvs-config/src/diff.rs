@@ -7,8 +7,9 @@
 //! connections) and unchanged real servers (and their health state) can be left alone.
 
 use crate::model::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -194,30 +195,56 @@ fn global_changes(a: &Config, b: &Config) -> Vec<&'static str> {
     } ignoring { virtual_servers, failover_services })
 }
 
-/// Pairs items of `old` and `new`: first by equal names, then by equal keys, each at most once
-/// (duplicates pair in order). Returns the pairs (sorted by new index) and the unpaired indices of
-/// each side. Linear in the number of items.
+/// Pairs items of `old` and `new`: first the items `same` says are one (a block a reload copied
+/// from the old config), found by walking both lists in order, then by equal names, then by
+/// equal keys, each at most once (duplicates pair in order). Returns the pairs (sorted by new
+/// index) and the unpaired indices of each side. Linear in the number of items; only the items
+/// not paired by `same` are hashed.
 fn pair<T, K: Hash + Eq>(
     old: &[T],
     new: &[T],
+    same: impl Fn(&T, &T) -> bool,
     name: impl Fn(&T) -> &str,
     key: impl Fn(&T) -> Option<K>,
 ) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
     let mut old_used = vec![false; old.len()];
     let mut new_used = vec![false; new.len()];
     let mut pairs = Vec::new();
-    let mut by_name: HashMap<&str, VecDeque<usize>> = HashMap::new();
+    // One walk along both sides, stepping over one item added or removed at a time.
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() && j < new.len() {
+        if same(&old[i], &new[j]) {
+            old_used[i] = true;
+            new_used[j] = true;
+            pairs.push((i, j));
+            i += 1;
+            j += 1;
+        } else if i + 1 < old.len() && same(&old[i + 1], &new[j]) {
+            i += 1;
+        } else if j + 1 < new.len() && same(&old[i], &new[j + 1]) {
+            j += 1;
+        } else {
+            i += 1;
+            j += 1;
+        }
+    }
+    let mut by_name: FxHashMap<&str, VecDeque<usize>> = FxHashMap::default();
     for (oi, o) in old.iter().enumerate() {
-        by_name.entry(name(o)).or_default().push_back(oi);
+        if !old_used[oi] {
+            by_name.entry(name(o)).or_default().push_back(oi);
+        }
     }
     for (ni, n) in new.iter().enumerate() {
+        if new_used[ni] {
+            continue;
+        }
         if let Some(oi) = by_name.get_mut(name(n)).and_then(|q| q.pop_front()) {
             old_used[oi] = true;
             new_used[ni] = true;
             pairs.push((oi, ni));
         }
     }
-    let mut by_key: HashMap<K, VecDeque<usize>> = HashMap::new();
+    let mut by_key: FxHashMap<K, VecDeque<usize>> = FxHashMap::default();
     for (oi, o) in old.iter().enumerate() {
         if !old_used[oi] {
             if let Some(k) = key(o) {
@@ -243,7 +270,7 @@ fn pair<T, K: Hash + Eq>(
 }
 
 fn diff_blocks(old: &[Arc<VirtualServer>], new: &[Arc<VirtualServer>]) -> BlockDiff {
-    let (pairs, removed, added) = pair(old, new, |v| v.name.as_str(), |v| v.key());
+    let (pairs, removed, added) = pair(old, new, Arc::ptr_eq, |v| v.name.as_str(), |v| v.key());
     let mut out = BlockDiff {
         added,
         removed,
@@ -259,6 +286,7 @@ fn diff_blocks(old: &[Arc<VirtualServer>], new: &[Arc<VirtualServer>]) -> BlockD
         let (spairs, servers_removed, servers_added) = pair(
             &a.servers,
             &b.servers,
+            |_, _| false,
             |s| s.name.as_str(),
             |s| s.address.as_ref().map(|h| (h.address, s.port)),
         );

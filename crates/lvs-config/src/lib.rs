@@ -117,11 +117,19 @@ pub fn load_bytes_reusing(
     ))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+/// The bytes of a config file, read in one go ([`load_bytes_reusing`] takes them).
+pub fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    read_into(path, Vec::new())
+}
+
+/// [`read`] into `buffer` (emptied first): a daemon that reloads a large file reuses the memory
+/// of the file before last ([`Layout::into_bytes`]) instead of faulting in fresh pages each time.
+pub fn read_into(path: &Path, mut bytes: Vec<u8>) -> Result<Vec<u8>, LoadError> {
     let mut file = std::fs::File::open(path).map_err(LoadError::Open)?;
     // Sized from the file's length: one read, no regrowth of a large buffer.
     let size = file.metadata().map(|m| m.len() as usize + 1).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(size);
+    bytes.clear();
+    bytes.reserve(size);
     file.read_to_end(&mut bytes).map_err(|_| {
         LoadError::Syntax(SyntaxError {
             code: ErrorCode::Read,

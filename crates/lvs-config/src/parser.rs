@@ -7,11 +7,12 @@ use crate::error::{BlockKind, Diagnostic, ErrorCode, Location, Severity, SyntaxE
 use crate::lexer::{self, IntError, Statement, Token};
 use crate::model::*;
 use crate::resolve::Resolver;
+use rustc_hash::FxHashMap as HashMap;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Keyword -> line of its (last) occurrence in one block. A block has a few keywords, so a small
@@ -185,8 +186,8 @@ pub struct Layout {
     /// Per kind (virtual, failover), in file order, so index i is block i of its list.
     spans: [Vec<Span>; 2],
     /// Hash of (kind, header line) -> indexes of the reusable blocks with that header: finds a
-    /// block that moved.
-    by_header: HashMap<u64, Vec<u32>>,
+    /// block that moved. Built by the first later parse that looks for one.
+    by_header: OnceLock<HashMap<u64, Vec<u32>>>,
     /// Blocks the parse that made this layout copied from the previous one.
     copied: usize,
     /// Per kind, whether each block passed validation's checks of a block alone (set by
@@ -195,6 +196,23 @@ pub struct Layout {
 }
 
 impl Layout {
+    fn by_header(&self) -> &HashMap<u64, Vec<u32>> {
+        self.by_header.get_or_init(|| {
+            let mut by_header: HashMap<u64, Vec<u32>> = HashMap::default();
+            for (ki, list) in self.spans.iter().enumerate() {
+                for (i, s) in list.iter().enumerate() {
+                    if s.reusable {
+                        by_header
+                            .entry(header_hash(ki, &self.bytes[s.start..s.header_end]))
+                            .or_default()
+                            .push(i as u32);
+                    }
+                }
+            }
+            by_header
+        })
+    }
+
     /// Blocks a later parse may copy (parsed without a diagnostic or a name look-up).
     pub fn reusable_blocks(&self) -> usize {
         self.spans.iter().flatten().filter(|s| s.reusable).count()
@@ -203,6 +221,11 @@ impl Layout {
     /// Blocks in all (`virtual` and `failover`).
     pub fn blocks(&self) -> usize {
         self.spans.iter().map(Vec::len).sum()
+    }
+
+    /// The file's bytes, given back (a buffer for the next [`crate::read_into`]).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 
     /// Blocks the parse that made this layout copied from the previous parse instead of
@@ -266,23 +289,12 @@ pub fn parse_reusing(
     previous: Option<Previous<'_>>,
 ) -> Result<(Parsed, Layout), SyntaxError> {
     let (parsed, spans, copied) = parse_inner(&input, resolver, previous, true)?;
-    let mut by_header: HashMap<u64, Vec<u32>> = HashMap::new();
-    for (ki, list) in spans.iter().enumerate() {
-        for (i, s) in list.iter().enumerate() {
-            if s.reusable {
-                by_header
-                    .entry(header_hash(ki, &input[s.start..s.header_end]))
-                    .or_default()
-                    .push(i as u32);
-            }
-        }
-    }
     Ok((
         parsed,
         Layout {
             bytes: input,
             spans,
-            by_header,
+            by_header: OnceLock::new(),
             copied,
             clean: Default::default(),
         },
@@ -679,12 +691,25 @@ impl<'a> Parser<'a> {
                 s.reusable && input.get(start..start + old.len()) == Some(old)
             })
         };
-        let found = if same(self.cursor[ki]) {
-            Some(self.cursor[ki])
+        let cursor = self.cursor[ki];
+        let header = &input[start..header_end];
+        let found = if same(cursor) {
+            Some(cursor)
+        } else if same(cursor + 1) {
+            // The block before it was deleted or changed.
+            Some(cursor + 1)
+        } else if layout.spans[ki]
+            .get(cursor)
+            .is_some_and(|s| &layout.bytes[s.start..s.header_end] == header)
+        {
+            // Changed in place: parsed, and the next block is looked for after it.
+            self.cursor[ki] = cursor + 1;
+            None
         } else {
+            // Moved: looked for by its header line (the index is built on the first search).
             layout
-                .by_header
-                .get(&header_hash(ki, &input[start..header_end]))
+                .by_header()
+                .get(&header_hash(ki, header))
                 .and_then(|candidates| candidates.iter().map(|&i| i as usize).find(|&i| same(i)))
         };
         let Some(i) = found else {
@@ -1184,4 +1209,61 @@ fn boolean(tok: &Token) -> R<bool> {
 fn netmask(tok: &Token) -> R<Option<Ipv4Addr>> {
     let m = lexer::inet_aton(tok.text).ok_or(ErrorCode::BadNetmask)?;
     Ok((!m.is_unspecified()).then_some(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StaticResolver;
+
+    fn file(blocks: &[(&str, &str)]) -> Vec<u8> {
+        let mut t = String::from("network = nat\n");
+        for (name, sched) in blocks {
+            t.push_str(&format!(
+                "virtual {name} {{\n     address = 10.0.0.{} eth0:1\n     scheduler = {sched}\n}}\n",
+                t.len() % 250 + 1
+            ));
+        }
+        t.into_bytes()
+    }
+
+    /// Copies `next` from `first`'s parse; returns how many blocks were copied and whether the
+    /// search index of moved blocks had to be built.
+    fn reparse(first: &[u8], next: &[u8]) -> (usize, bool) {
+        let r = StaticResolver::standard();
+        let (parsed, layout) = parse_reusing(first.to_vec(), &r, None).unwrap();
+        let prev = Previous {
+            config: &parsed.config,
+            source: &parsed.source,
+            layout: &layout,
+        };
+        let (_, l2) = parse_reusing(next.to_vec(), &r, Some(prev)).unwrap();
+        (l2.copied_blocks(), layout.by_header.get().is_some())
+    }
+
+    #[test]
+    fn blocks_changed_in_place_or_deleted_need_no_search() {
+        let abc = [("a", "wlc"), ("b", "wlc"), ("c", "wlc"), ("d", "wlc")];
+        // b changed in place: c and d found after it.
+        let changed = [("a", "wlc"), ("b", "rr"), ("c", "wlc"), ("d", "wlc")];
+        // b deleted.
+        let deleted = [("a", "wlc"), ("c", "wlc"), ("d", "wlc")];
+        let first = file(&abc);
+        // Addresses depend on the position in the file: rebuild each block's text as in `first`.
+        let text = |names: &[(&str, &str)]| {
+            let mut t = String::from("network = nat\n");
+            let whole = String::from_utf8(first.clone()).unwrap();
+            for (name, sched) in names {
+                let start = whole.find(&format!("virtual {name} {{")).unwrap();
+                let end = start + whole[start..].find("}\n").unwrap() + 2;
+                t.push_str(&whole[start..end].replace("wlc", sched));
+            }
+            t.into_bytes()
+        };
+        assert_eq!(reparse(&first, &text(&changed)), (3, false));
+        assert_eq!(reparse(&first, &text(&deleted)), (3, false));
+        // Moved: found by its header line.
+        let moved = [("d", "wlc"), ("a", "wlc"), ("b", "wlc"), ("c", "wlc")];
+        assert_eq!(reparse(&first, &text(&moved)), (4, true));
+    }
 }

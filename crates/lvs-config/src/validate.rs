@@ -4,7 +4,7 @@
 use crate::error::{BlockKind, Diagnostic, Location, Severity};
 use crate::model::*;
 use crate::parser::SourceMap;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -444,8 +444,10 @@ impl Validator<'_> {
         let b = Some((kind, i));
         let c = BlockContext::of(self.config);
         let n = vs.servers.len();
-        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(n);
-        let mut by_addr: HashMap<(Ipv4Addr, u16), usize> = HashMap::with_capacity(n);
+        let mut by_name: HashMap<&str, usize> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut by_addr: HashMap<(Ipv4Addr, u16), usize> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
         for (si, rs) in vs.servers.iter().enumerate() {
             let s = |kw| at(b, Some(si), kw);
             if let Some(problem) = crate::writer::unrepresentable_inner(&rs.name) {
@@ -546,11 +548,15 @@ impl Validator<'_> {
             BlockKind::Failover => "failover service",
         };
         let n = blocks.len();
-        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(n);
-        let mut by_key: HashMap<ServiceKey, usize> = HashMap::with_capacity(n);
-        let mut device_of: HashMap<Ipv4Addr, (usize, &str)> = HashMap::with_capacity(n);
-        let mut address_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::with_capacity(n);
-        let mut fwmark_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+        let mut by_name: HashMap<&str, usize> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut by_key: HashMap<ServiceKey, usize> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut device_of: HashMap<Ipv4Addr, (usize, &str)> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut address_at: HashMap<(Ipv4Addr, u16), usize> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut fwmark_at: HashMap<(Ipv4Addr, u16), usize> = HashMap::default();
         for (i, vs) in blocks.iter().enumerate() {
             let b = Some((kind, i));
             if let Some(first) = by_name.insert(&vs.name, i) {

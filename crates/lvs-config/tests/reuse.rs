@@ -2,7 +2,7 @@
 //! `parse` gives for the same bytes, whatever changed between the two files.
 
 use lvs_config::{
-    load_bytes, load_bytes_reusing, parse, parse_reusing, Config, Diagnostic, Layout, Loaded,
+    diff, load_bytes, load_bytes_reusing, parse, parse_reusing, Config, Diagnostic, Layout, Loaded,
     Parsed, Previous, SourceMap, StaticResolver, SyntaxError,
 };
 use proptest::prelude::*;
@@ -218,6 +218,28 @@ fn previous<'p>(p: &'p (Parsed, Layout)) -> Previous<'p> {
 /// A chain of edits from `seed`, each version loaded two ways: `fresh` from nothing and
 /// `reusing` from the version before (so layouts made by copying are used again); the two must
 /// always agree.
+/// The diff against the old config pairs the blocks a reload copied (walking both lists) as the
+/// diff of a fresh parse pairs them (by name), wherever names are unique: with duplicate names
+/// (an error lvsd never runs with) any pairing in order is as good.
+fn same_diff(old: &Config, full: &Config, reused: &Config) {
+    let unique = |c: &Config| {
+        [&c.virtual_servers, &c.failover_services]
+            .iter()
+            .all(|blocks| {
+                let mut names: Vec<&str> = blocks.iter().map(|v| v.name.as_str()).collect();
+                names.sort_unstable();
+                names.windows(2).all(|w| w[0] != w[1])
+            })
+    };
+    if unique(old) && unique(full) {
+        assert_eq!(
+            diff(old, full),
+            diff(old, reused),
+            "diff after a copying reload"
+        );
+    }
+}
+
 fn chain<T: Viewed>(
     seed: u64,
     fresh: impl Fn(&[u8]) -> Result<T, SyntaxError>,
@@ -239,6 +261,9 @@ fn chain<T: Viewed>(
         });
         let reused = reusing(text.clone(), previous);
         same(&text, &full, &reused);
+        if let (Some((old, _)), Ok(full), Ok((reused, _))) = (&last, &full, &reused) {
+            same_diff(old.view().0, full.view().0, reused.view().0);
+        }
         if let Ok(p) = reused {
             last = Some(p);
         }
@@ -264,6 +289,86 @@ proptest! {
     fn load_same_as_a_fresh_load(seed in 1u64..u64::MAX) {
         let r = StaticResolver::standard();
         chain(seed, |t| load_bytes(t, &r), |t, p| load_bytes_reusing(t, &r, p));
+    }
+}
+
+/// A block with a unique name (`id`), in one of a few versions.
+fn named_block(id: u64, version: u64) -> String {
+    let s = ["wlc", "rr", "lc"][version as usize % 3];
+    format!(
+        "virtual vs{id} {{\n     address = 10.1.{}.{} eth0:1\n     port = {}\n     scheduler = {s}\n     server a {{\n         address = 192.168.0.{}\n     }}\n}}\n",
+        id / 250,
+        id % 250 + 1,
+        80 + version % 2,
+        version % 250 + 1
+    )
+}
+
+/// Chains of moves, swaps, insertions, deletions and changes of blocks with unique names.
+fn diff_chain(seed: u64) {
+    let r = StaticResolver::standard();
+    let mut g = Gen(seed);
+    let mut next_id = 0;
+    let mut blocks: Vec<(u64, u64)> = (0..g.below(12) + 1)
+        .map(|_| {
+            next_id += 1;
+            (next_id, g.below(6))
+        })
+        .collect();
+    let text = |blocks: &[(u64, u64)]| {
+        let mut t = String::from("network = nat\n");
+        for &(id, v) in blocks {
+            t.push_str(&named_block(id, v));
+        }
+        t.into_bytes()
+    };
+    let mut last = parse_reusing(text(&blocks), &r, None).unwrap();
+    for _ in 0..8 {
+        for _ in 0..g.below(3) + 1 {
+            let n = blocks.len() as u64;
+            match g.below(5) {
+                0 if n > 1 => {
+                    let b = blocks.remove(g.below(n) as usize);
+                    blocks.insert(g.below(n) as usize, b);
+                }
+                1 if n > 1 => {
+                    blocks.remove(g.below(n) as usize);
+                }
+                2 => {
+                    next_id += 1;
+                    blocks.insert(g.below(n + 1) as usize, (next_id, g.below(6)));
+                }
+                3 if n > 1 => {
+                    let (i, j) = (g.below(n) as usize, g.below(n) as usize);
+                    blocks.swap(i, j);
+                }
+                _ if n > 0 => {
+                    let i = g.below(n) as usize;
+                    blocks[i].1 = g.below(6);
+                }
+                _ => {}
+            }
+        }
+        let t = text(&blocks);
+        let full = parse(&t, &r).unwrap();
+        let reused = parse_reusing(t.clone(), &r, Some(previous(&last))).unwrap();
+        assert_eq!(
+            diff(&last.0.config, &full.config),
+            diff(&last.0.config, &reused.0.config),
+            "diff after a copying reload"
+        );
+        last = reused;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The diff pairs the blocks a reload copied (found by walking both lists) as it pairs the
+    /// blocks of a fresh parse (by name).
+    #[test]
+    fn diff_pairs_copied_blocks_as_by_name(seed in 1u64..u64::MAX) {
+        diff_chain(seed);
     }
 }
 
