@@ -13,7 +13,8 @@ server ever enters the table).
 2. lvsd start: time from launching lvsd until it says every virtual service is in the kernel
    (and `ipvsadm -Ln` agrees), beside step 1, as a ratio. Target: under 1 s.
 3. Reload with one virtual server changed (its scheduler): time from SIGHUP until lvsd says the
-   reload is done; the kernel requests lvsd made; `ipvsadm -Ln` before/after differs in that one
+   reload is done, as this script sees it and as lvsd measures it (from the signal's arrival,
+   taken in its handler, and the reload itself); the kernel requests lvsd made; `ipvsadm -Ln` before/after differs in that one
    service's line only. Target: under 100 ms, only that service touched. Then the same with one
    virtual server added.
 4. A drift check of the whole table on SIGUSR2 (one service deleted by hand first).
@@ -322,14 +323,17 @@ def main():
                 for l in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
                 if l[:1] in "+-" and not l.startswith(("+++", "---"))]
         took = re.search(r"reloaded in ([\d.]+) ms", done)
+        # From the signal's arrival (lvsd's handler) to the reload done: what an operator waits.
+        since = re.search(r"([\d.]+) ms after SIGHUP", done)
         loaded = re.search(r"file read and checked in ([\d.]+) ms", done)
         req = re.search(r"(\d+) kernel requests \((\d+) reads, (\d+) changes\)", done)
         same = diff == want_diff
         load = open("/proc/loadavg").read().split()[0]
-        ok &= bool(took) and float(took.group(1)) < 100 and same
-        if took:
-            reload_ms.append(float(took.group(1)))
-        rows.append((f"reload: {name}", "-", f"{(t1 - t0) * 1000:.0f} ms (lvsd: {took.group(1) if took else '?'} ms)",
+        figure = since or took
+        ok &= bool(figure) and float(figure.group(1)) < 100 and same
+        if figure:
+            reload_ms.append(float(figure.group(1)))
+        rows.append((f"reload: {name}", "-", f"{(t1 - t0) * 1000:.0f} ms (lvsd: {since.group(1) if since else '?'} ms from SIGHUP, {took.group(1) if took else '?'} ms reloading)",
                      "-", f"lvsd on CPU {cpu:.1f} ms, waiting for a CPU {queued:.1f} ms; file read and checked in {loaded.group(1) if loaded else '?'} ms; kernel requests: {req.group(0) if req else '?'}; ipvsadm -Ln diff: "
                           f"{' | '.join(diff) if diff else 'none'} ({'only that service' if same else 'UNEXPECTED'}); "
                           f"VM load average {load}"))
@@ -344,7 +348,7 @@ def main():
            [f"+TCP {vip(N)}:80 wlc"])
     if reload_ms:
         med = sorted(reload_ms)[len(reload_ms) // 2]
-        rows.append(("reload: median of the above", "-", f"lvsd: {med:.1f} ms", "-",
+        rows.append(("reload: median of the above", "-", f"lvsd: {med:.1f} ms from SIGHUP", "-",
                      f"min {min(reload_ms):.1f}, max {max(reload_ms):.1f} ms over "
                      f"{len(reload_ms)} reloads; target < 100 ms: "
                      f"{'met' if max(reload_ms) < 100 else 'met by the median only' if med < 100 else 'NOT met'}"))

@@ -453,6 +453,27 @@ def scenario_main():
     check("no sorry server at start while the real servers come up (no flapping)",
           "activate sorry_server" not in d.text())
 
+    def status_kb(pid, field):
+        with open(f"/proc/{pid}/status") as f:
+            for l in f:
+                if l.startswith(field + ":"):
+                    return int(l.split()[1])
+        return None
+
+    def nice_of(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[16])
+
+    nannies = [p for p in nanny_processes() if status_kb(p, "VmLck") is not None]
+    locked = status_kb(d.proc.pid, "VmLck")
+    check("lvsd's memory is locked in RAM (VmLck), its nannies' is not, and they run 5 nice "
+          "levels below it",
+          bool(nannies) and locked and locked >= status_kb(d.proc.pid, "VmRSS") // 2
+          and all(status_kb(p, "VmLck") == 0 and nice_of(p) == nice_of(d.proc.pid) + 5
+                  for p in nannies),
+          f"lvsd VmLck {locked} kB of VmRSS {status_kb(d.proc.pid, 'VmRSS')} kB; nannies "
+          f"{[(p, status_kb(p, 'VmLck'), nice_of(p)) for p in nannies]}")
+
     # Traffic through IPVS, so that connection counters prove which services reloads touch.
     try:
         for _ in range(3):
@@ -625,14 +646,23 @@ def scenario_main():
                 expected(**exp2, network="direct",
                          override={"TCP 10.0.0.7:8081 wlc": {f"{RS3}:8081 Route 1"}}), timeout=60)
     reload_case("network back to nat", config(**cur2), expected(**exp2), timeout=60)
-    before = table()
+    # The nannies the last reload restarted are started by the pass after it: wait until their
+    # pids are all logged.
     pids = d.nanny_pids()
+    for _ in range(20):
+        time.sleep(0.5)
+        pids, last = d.nanny_pids(), pids
+        if pids == last:
+            break
+    before = table()
     ok, el, lines = d.reload(config(**cur2).replace("scheduler = sh", "scheduler = sh").replace(
         "scheduler = rr\n     persistent = 60", "scheduler = bogus\n     persistent = 60"))
     time.sleep(1)
+    after, pids_after = table(), d.nanny_pids()
     check("reload: a config with errors is refused, the running state kept",
-          ok and any("not reloaded" in l for l in lines) and table() == before and d.nanny_pids() == pids,
-          "\n".join(lines))
+          ok and any("not reloaded" in l for l in lines) and after == before and pids_after == pids,
+          "\n".join(lines) + f"\ntable before:\n{fmt_table(before)}\nafter:\n{fmt_table(after)}\n"
+          f"nannies changed: {sorted(set(pids.items()) ^ set(pids_after.items()))}")
     reload_case("IPVS timeouts changed", config(**cur2, tcp_timeout="902"), expected(**exp2))
     check("reload: new timeouts in the kernel", "902 121 301" in ipvsadm("-L --timeout"))
     lines = reload_case("rename only: nothing reaches the kernel",

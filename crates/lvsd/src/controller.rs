@@ -16,6 +16,7 @@ use crate::health::{settle_time, sorry_next, ServerHealth, SETTLE_MARGIN};
 use crate::kernel::{Counters, Table};
 use crate::monitor::{monitor_specs, planned_monitors, ArgvOptions, MonitorSpec, ARGV_GLOBALS};
 use crate::plan::{desired_service, desired_table, service_id, DesiredTable, Health, MonitorKey};
+use crate::poller::Poller;
 use crate::priority::Boost;
 use crate::reconcile::{change_service, describe, reconcile_service, service_arg};
 use crate::reload::{changed_services, describe_diff, plan_monitors};
@@ -25,8 +26,10 @@ use ipvs::{Change, ServiceId, Timeouts};
 use log::{debug, error, info, warn};
 use lvs_config::{Config, Diagnostic, Layout, LoadError, Previous, Resolver, Severity, SourceMap};
 use nanny::report::{Report, ReportError};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -90,7 +93,12 @@ pub enum ExitReason {
     Signal(i32),
     /// A nanny died with `hard_shutdown = 1`.
     NannyDied,
+    /// lvsd could not go on (the reason was logged).
+    Failed,
 }
+
+/// A reload at least this long logs the time of each of its steps.
+const SLOW_RELOAD: Duration = Duration::from_millis(50);
 
 /// The longest the loop sleeps (Piranha woke every 5 s).
 const MAX_SLEEP: Duration = Duration::from_secs(5);
@@ -151,6 +159,8 @@ pub fn load_config(
 /// blocks instead of parsing them again.
 pub struct ConfigFile {
     pub config: Config,
+    /// How long reading the file took (the rest of the load is parsing and checking).
+    pub read_time: Duration,
     pub warnings: Vec<Diagnostic>,
     pub layout: FileLayout,
 }
@@ -169,13 +179,28 @@ pub fn read_config(
     resolver: &dyn Resolver,
     previous: Option<(&Config, &FileLayout)>,
 ) -> Result<ConfigFile, Vec<String>> {
+    read_config_into(path, resolver, previous, Vec::new())
+}
+
+/// [`read_config`], reading the file into `buffer`'s memory.
+pub fn read_config_into(
+    path: &Path,
+    resolver: &dyn Resolver,
+    previous: Option<(&Config, &FileLayout)>,
+    buffer: Vec<u8>,
+) -> Result<ConfigFile, Vec<String>> {
     let file = path.display();
     let previous = previous.map(|(config, f)| Previous {
         config,
         source: &f.source,
         layout: &f.layout,
     });
-    let (loaded, layout) = match lvs_config::load_reusing(path, resolver, previous) {
+    let t = Instant::now();
+    let bytes = lvs_config::read_into(path, buffer);
+    let read_time = t.elapsed();
+    let (loaded, layout) = match bytes.and_then(|b| {
+        lvs_config::load_bytes_reusing(b, resolver, previous).map_err(LoadError::Syntax)
+    }) {
         Ok(l) => l,
         Err(LoadError::Open(e)) => {
             return Err(vec![format!(
@@ -202,6 +227,7 @@ pub fn read_config(
     }
     Ok(ConfigFile {
         config: loaded.config,
+        read_time,
         warnings: loaded.diagnostics,
         layout: FileLayout {
             source: loaded.source,
@@ -234,6 +260,48 @@ pub fn os_error_text(e: &std::io::Error) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// How long each step of a reload took (logged when it was slow, or with -v).
+struct Phases {
+    last: Instant,
+    /// Time of steps pushed since the last mark (part of the time up to the next mark).
+    pushed: Duration,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn new(start: Instant) -> Phases {
+        Phases {
+            last: start,
+            pushed: Duration::ZERO,
+            steps: Vec::new(),
+        }
+    }
+
+    /// The step that ended now (less the steps pushed meanwhile).
+    fn mark(&mut self, step: &'static str) {
+        let now = Instant::now();
+        let took = (now - self.last).saturating_sub(self.pushed);
+        self.steps.push((step, took));
+        self.pushed = Duration::ZERO;
+        self.last = now;
+    }
+
+    /// A step timed elsewhere, inside the time the next `mark` ends.
+    fn push(&mut self, step: &'static str, took: Duration) {
+        self.steps.push((step, took));
+        self.pushed += took;
+    }
+
+    fn report(&self) -> String {
+        let parts: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(step, d)| format!("{step} {}", ms(*d)))
+            .collect();
+        parts.join(", ")
+    }
 }
 
 fn timeouts_of(c: &Config) -> Timeouts {
@@ -270,6 +338,22 @@ pub struct Controller {
     /// Bumped whenever something the status file shows changes (a health, a nanny's pid, the
     /// sorry-server switch, the config): the publisher compares numbers, not 4,000 entries.
     status_generation: u64,
+    /// What the loop waits on: the signal pipe and the nannies' report pipes.
+    poller: Option<Poller>,
+    /// The signal pipe registered in `poller`.
+    signals_fd: Option<RawFd>,
+    /// Report pipe token -> its monitor (checked against the child's token: a stale one is
+    /// ignored); the next token to give.
+    tokens: HashMap<u64, MonitorKey>,
+    next_token: u64,
+    /// Monitors whose report pipe reached end of file and whose nanny is not collected yet.
+    closed: Vec<MonitorKey>,
+    /// Scratch for the ready tokens of a pass.
+    ready: Vec<u64>,
+    /// During a reload for SIGHUP: when the signal arrived.
+    hup_at: Option<Instant>,
+    /// The memory of the file before last, for the next reload to read into.
+    spare_buffer: Vec<u8>,
 }
 
 impl Controller {
@@ -287,16 +371,24 @@ impl Controller {
             table,
             monitors: BTreeMap::new(),
             retiring: Vec::new(),
-            vs_index: HashMap::new(),
-            sorry: HashMap::new(),
-            retired: HashSet::new(),
-            dirty: HashSet::new(),
+            vs_index: HashMap::default(),
+            sorry: HashMap::default(),
+            retired: HashSet::default(),
+            dirty: HashSet::default(),
             next_repair: None,
             exit: None,
-            failures_logged: HashMap::new(),
+            failures_logged: HashMap::default(),
             reap_sweep_at: Instant::now() + REAP_SWEEP,
             spawn_queue: VecDeque::new(),
             status_generation: 0,
+            poller: Poller::new().ok(),
+            signals_fd: None,
+            tokens: HashMap::default(),
+            next_token: 1,
+            closed: Vec::new(),
+            ready: Vec::new(),
+            hup_at: None,
+            spare_buffer: Vec::new(),
         };
         c.index_config();
         c
@@ -435,7 +527,7 @@ impl Controller {
             Ok(a) => a,
             Err(e) => {
                 error!("cannot list the IPVS table: {e}; adding every virtual service");
-                HashMap::new()
+                HashMap::default()
             }
         };
         let mut changes = Vec::new();
@@ -533,12 +625,29 @@ impl Controller {
             return;
         }
         match supervisor::spawn(&m.spec.argv) {
-            Ok(child) => {
+            Ok(mut child) => {
                 info!(
                     "create_monitor for {} running as pid {}",
                     m.spec.label(),
                     child.pid
                 );
+                child.token = self.next_token;
+                self.next_token += 1;
+                let watched = match (&self.poller, &child.reader) {
+                    (Some(p), Some(r)) => p.add(r.as_raw_fd(), child.token),
+                    _ => Err(std::io::Error::other("no event poller")),
+                };
+                match watched {
+                    Ok(()) => {
+                        self.tokens.insert(child.token, key);
+                    }
+                    // Its reports cannot be read: collected as if its pipe had closed.
+                    Err(e) => {
+                        error!("cannot watch the report pipe of {}: {e}", m.spec.label());
+                        child.reader = None;
+                        self.closed.push(key);
+                    }
+                }
                 m.child = Some(child);
             }
             Err(e) => {
@@ -560,7 +669,9 @@ impl Controller {
         let Some(m) = self.monitors.get_mut(&key) else {
             return;
         };
-        m.child = None;
+        if let Some(c) = m.child.take() {
+            self.tokens.remove(&c.token);
+        }
         self.status_generation += 1;
         let how = exit.map(|e| format!(" ({e})")).unwrap_or_default();
         if hard {
@@ -587,6 +698,11 @@ impl Controller {
     }
 
     fn retire(&mut self, child: Child, label: String) {
+        // Its pipe stays open until it is collected, unwatched: what it says now is not read.
+        self.tokens.remove(&child.token);
+        if let (Some(p), Some(r)) = (&self.poller, &child.reader) {
+            p.delete(r.as_raw_fd());
+        }
         supervisor::signal(child.pid, libc::SIGTERM);
         self.retiring.push(Retiring {
             pid: child.pid,
@@ -675,6 +791,10 @@ impl Controller {
                 continue;
             };
             let out = supervisor::read_reports(child);
+            if out.eof {
+                self.tokens.remove(&child.token);
+                self.closed.push(*key);
+            }
             for line in out.lines {
                 self.handle_line(*key, line);
             }
@@ -683,14 +803,27 @@ impl Controller {
 
     /// Collects ended nannies: every running one (`all`), or those whose pipe is closed.
     fn reap(&mut self, all: bool) {
-        let keys: Vec<(MonitorKey, i32)> = self
-            .monitors
-            .iter()
-            .filter_map(|(k, m)| {
-                let c = m.child.as_ref()?;
-                (all || c.reader.is_none()).then_some((*k, c.pid))
-            })
-            .collect();
+        let keys: Vec<(MonitorKey, i32)> = if all {
+            self.monitors
+                .iter()
+                .filter_map(|(k, m)| Some((*k, m.child.as_ref()?.pid)))
+                .collect()
+        } else {
+            // Those whose pipe closed (the nannies still running stay listed until collected).
+            let monitors = &self.monitors;
+            self.closed.sort_unstable();
+            self.closed.dedup();
+            self.closed.retain(|k| {
+                monitors
+                    .get(k)
+                    .and_then(|m| m.child.as_ref())
+                    .is_some_and(|c| c.reader.is_none())
+            });
+            self.closed
+                .iter()
+                .filter_map(|k| Some((*k, monitors.get(k)?.child.as_ref()?.pid)))
+                .collect()
+        };
         for (key, pid) in keys {
             let exit = match supervisor::try_reap(pid) {
                 Ok(Some(e)) => Some(e),
@@ -798,11 +931,7 @@ impl Controller {
             }
         }
         // Ended nannies not collected yet: look again soon (SIGCHLD normally comes first).
-        let unreaped = !self.retiring.is_empty()
-            || self
-                .monitors
-                .values()
-                .any(|m| m.child.as_ref().is_some_and(|c| c.reader.is_none()));
+        let unreaped = !self.retiring.is_empty() || !self.closed.is_empty();
         if unreaped {
             consider(Some(Instant::now() + UNREAPED_RECHECK));
         }
@@ -1011,8 +1140,13 @@ impl Controller {
         let before = self.table.counters;
         let path = self.opts.config_path.clone();
         let previous = self.layout.as_ref().map(|l| (&self.config, l));
-        let (new, layout) = match read_config(&path, self.resolver.as_ref(), previous) {
+        let mut phases = Phases::new(t0);
+        let buffer = std::mem::take(&mut self.spare_buffer);
+        let (new, layout) = match read_config_into(&path, self.resolver.as_ref(), previous, buffer)
+        {
             Ok(f) => {
+                phases.push("read", f.read_time);
+                phases.mark("parse and check");
                 for w in &f.warnings {
                     warn!("{}", diagnostic_line(&path, w));
                 }
@@ -1033,12 +1167,15 @@ impl Controller {
             }
         };
         let load_time = t0.elapsed();
+        phases.mark("warnings");
         let copied = layout.layout.copied_blocks();
         let d = lvs_config::diff(&self.config, &new);
+        phases.mark("diff");
         if d.is_empty() {
             // The running config (and its layout) stay: the new file may order the same blocks
             // differently, and the layout goes with the config it was parsed with.
             info!("configuration unchanged");
+            self.spare_buffer = layout.layout.into_bytes();
             return;
         }
         for line in describe_diff(&self.config, &new, &d) {
@@ -1048,7 +1185,7 @@ impl Controller {
         // Nannies: rebuild and compare the arguments of changed blocks only.
         let argv_globals = d.global_changed(ARGV_GLOBALS);
         let same_blocks: HashSet<usize> = if argv_globals {
-            HashSet::new()
+            HashSet::default()
         } else {
             d.virtual_servers.unchanged.iter().map(|p| p.1).collect()
         };
@@ -1058,7 +1195,7 @@ impl Controller {
 
         // Services whose nannies or desired state may change.
         let mut candidates: Vec<ServiceId> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut candidate = |id: ServiceId, out: &mut Vec<ServiceId>| {
             if seen.insert(id) {
                 out.push(id);
@@ -1099,9 +1236,11 @@ impl Controller {
         }
         let plan = {
             let touched: HashSet<ServiceId> = candidates.iter().copied().collect();
-            let running: Vec<(MonitorKey, ServiceId)> = self
-                .monitors
+            // Only the nannies of touched services can stop.
+            let running: Vec<(MonitorKey, ServiceId)> = candidates
                 .iter()
+                .filter_map(crate::plan::service_key)
+                .flat_map(|key| self.monitors.range(MonitorKey::all_of(key)))
                 .map(|(k, m)| (*k, m.spec.service))
                 .collect();
             let monitors = &self.monitors;
@@ -1112,15 +1251,39 @@ impl Controller {
                 &touched,
             )
         };
+        phases.mark("nanny plan");
         let old_desired: HashMap<ServiceId, crate::plan::DesiredService> = candidates
             .iter()
             .filter_map(|id| self.desired_for(id).map(|s| (*id, s)))
             .collect();
 
         let timeouts_changed = timeouts_of(&self.config) != timeouts_of(&new);
+        // The service index stays as it is when every block kept its place, its key and whether
+        // it is active.
+        let index_kept = vd.added.is_empty()
+            && vd.removed.is_empty()
+            && vd.unchanged.iter().all(|&(o, n)| o == n)
+            && vd.changed.iter().all(|c| {
+                let (a, b) = (
+                    &self.config.virtual_servers[c.old],
+                    &new.virtual_servers[c.new],
+                );
+                c.old == c.new && a.active == b.active && a.key() == b.key()
+            });
         self.config = new;
-        self.layout = Some(layout);
-        self.index_config();
+        if let Some(old) = self.layout.replace(layout) {
+            self.spare_buffer = old.layout.into_bytes();
+        }
+        if index_kept {
+            #[cfg(debug_assertions)]
+            {
+                let kept = std::mem::take(&mut self.vs_index);
+                self.index_config();
+                debug_assert_eq!(kept, self.vs_index, "service index kept by a reload");
+            }
+        } else {
+            self.index_config();
+        }
         self.status_generation += 1;
 
         // Apply the nanny plan.
@@ -1174,6 +1337,7 @@ impl Controller {
         }
         // Started after the kernel work (by the loop): spawning is the slow part.
         self.spawn_queue.extend(to_spawn);
+        phases.mark("config switched");
 
         self.sorry.retain(|id, _| self.vs_index.contains_key(id));
         for id in &candidates {
@@ -1214,15 +1378,26 @@ impl Controller {
                 _ => changed += 1,
             }
         }
+        phases.mark("desired state");
         self.reconcile_services(&affected, Cause::Reload);
         self.dirty.retain(|id| !affected.contains(id));
+        phases.mark("kernel");
+        // Where the time went, when there was much of it.
+        if t0.elapsed() >= SLOW_RELOAD {
+            info!("reload took {}: {}", ms(t0.elapsed()), phases.report());
+        } else {
+            debug!("reload phases: {}", phases.report());
+        }
         let after = self.table.counters;
         info!(
-            "configuration reloaded in {} (file read and checked in {}, {copied} of {} blocks \
+            "configuration reloaded in {}{} (file read and checked in {}, {copied} of {} blocks \
              unchanged and copied): virtual services {added} added, {removed} removed, {changed} \
              changed, {} untouched; nannies {} started, {} restarted, {} stopped, {} kept; {} \
              kernel requests ({} reads, {} changes)",
             ms(t0.elapsed()),
+            self.hup_at
+                .map(|at| format!(", {} after SIGHUP", ms(at.elapsed())))
+                .unwrap_or_default(),
             ms(load_time),
             self.layout.as_ref().map_or(0, |l| l.layout.blocks()),
             self.vs_index.len().saturating_sub(added + changed),
@@ -1283,48 +1458,65 @@ impl Controller {
         if !self.spawn_queue.is_empty() {
             wait = Duration::ZERO;
         }
-        let mut fds = vec![libc::pollfd {
-            fd: signals.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        let mut keys = Vec::new();
-        for (k, m) in &self.monitors {
-            if let Some(r) = m.child.as_ref().and_then(|c| c.reader.as_ref()) {
-                use std::os::fd::AsRawFd;
-                fds.push(libc::pollfd {
-                    fd: r.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                keys.push(*k);
+        let timeout_ms = i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
+        if self.poller.is_none() {
+            match Poller::new() {
+                Ok(p) => self.poller = Some(p),
+                Err(e) => {
+                    error!("cannot create the event poller: {e}");
+                    self.exit = Some(ExitReason::Failed);
+                    return;
+                }
             }
         }
-        let timeout_ms = i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                error!("poll: {e}");
+        let Some(poller) = self.poller.as_mut() else {
+            return;
+        };
+        if self.signals_fd != Some(signals.fd()) {
+            if let Some(old) = self.signals_fd.take() {
+                poller.delete(old);
             }
+            match poller.add(signals.fd(), crate::poller::SIGNALS) {
+                Ok(()) => self.signals_fd = Some(signals.fd()),
+                Err(e) => {
+                    error!("cannot watch the signal pipe: {e}");
+                    self.exit = Some(ExitReason::Failed);
+                    return;
+                }
+            }
+        }
+        let mut tokens = std::mem::take(&mut self.ready);
+        if let Err(e) = poller.wait(&mut tokens, timeout_ms) {
+            error!("epoll_wait: {e}");
         }
         let pending = signals.take();
+        let taken = Instant::now();
         if let Some(sig) = pending.term {
             info!("shutting down due to signal {sig}");
             self.exit = Some(ExitReason::Signal(sig));
+            self.ready = tokens;
             return;
         }
-        let ready: Vec<MonitorKey> = if n > 0 {
-            fds[1..]
-                .iter()
-                .zip(&keys)
-                .filter(|(p, _)| p.revents != 0)
-                .map(|(_, k)| *k)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // The monitors whose current nanny's pipe is ready (a stale token is dropped).
+        let mut ready: Vec<MonitorKey> = Vec::with_capacity(tokens.len());
+        for t in tokens.drain(..) {
+            if t == crate::poller::SIGNALS {
+                continue;
+            }
+            let current = self.tokens.get(&t).filter(|k| {
+                self.monitors
+                    .get(k)
+                    .and_then(|m| m.child.as_ref())
+                    .is_some_and(|c| c.token == t && c.reader.is_some())
+            });
+            match current {
+                Some(k) => ready.push(*k),
+                None => {
+                    self.tokens.remove(&t);
+                }
+            }
+        }
+        self.ready = tokens;
         self.read_pipes(&ready);
         let now = Instant::now();
         let sweep = now >= self.reap_sweep_at;
@@ -1342,7 +1534,9 @@ impl Controller {
             return;
         }
         if pending.hup {
+            self.hup_at = pending.hup_age.and_then(|age| taken.checked_sub(age));
             self.reload();
+            self.hup_at = None;
         }
         if pending.usr1 {
             self.log_status();

@@ -5,7 +5,7 @@
 
 use ipvs::error::ESRCH;
 use ipvs::{Backend, Change, Error, Result, ServiceEntry, ServiceId};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Requests made so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,7 +42,7 @@ impl Table {
 
     pub fn dry_run() -> Table {
         Table {
-            inner: Inner::DryRun(HashMap::new()),
+            inner: Inner::DryRun(HashMap::default()),
             counters: Counters::default(),
         }
     }
@@ -91,7 +91,7 @@ impl Table {
             Inner::Real(b) => {
                 self.counters.reads += 1;
                 let services = b.services()?;
-                let mut out = HashMap::new();
+                let mut out = HashMap::default();
                 for service in services.into_iter().filter(|s| ids.contains(&s.id)) {
                     self.counters.reads += 1;
                     match b.destinations(&service.id) {

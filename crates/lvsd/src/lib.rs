@@ -10,7 +10,8 @@
 //! | [`health`] | yes | a real server's state from its nanny's reports, settling deadlines, the sorry-server rule |
 //! | [`monitor`] | yes | nanny argument vectors (Piranha's exact argv) and their keys |
 //! | [`reload`] | yes | which nannies to keep, restart, stop or start, which services a reload touches, log lines |
-//! | [`priority`] | no | nannies some nice levels below lvsd; lvsd's bursts of kernel work at a low real-time priority |
+//! | [`priority`] | no | nannies some nice levels below lvsd; lvsd's bursts of kernel work at a low real-time priority; its memory locked |
+//! | [`poller`] | no | the main loop's wait: one epoll set of the signal pipe and every report pipe (a pass costs what is ready) |
 //! | [`supervisor`] | no | spawning nannies with their report pipe, reading reports, reaping, signalling |
 //! | [`kernel`] | no | the IPVS table lvsd works on: the kernel (through [`ipvs::Backend`]) or, with `-t`, a dry run |
 //! | [`signals`] | no | SIGTERM/SIGINT/SIGHUP/SIGCHLD/SIGUSR1/SIGUSR2 as flags plus a wake-up pipe |
@@ -21,6 +22,7 @@ pub mod health;
 pub mod kernel;
 pub mod monitor;
 pub mod plan;
+pub mod poller;
 pub mod priority;
 pub mod reconcile;
 pub mod reload;

@@ -79,6 +79,11 @@ struct Args {
     )]
     burst_priority: u8,
 
+    /// Do not lock lvsd's memory in RAM (by default it is locked when lvsd has CAP_IPC_LOCK, so
+    /// a reload never waits for its code to be read back from disk or swap)
+    #[arg(long = "no-memory-lock")]
+    no_memory_lock: bool,
+
     /// Parse and validate the configuration, print every problem and a one-line summary, exit 1
     /// if there is any error
     #[arg(long = "config-test", conflicts_with = "dump_config")]
@@ -190,6 +195,7 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
         config,
         warnings,
         layout,
+        ..
     } = match controller::read_config(&file, &resolver, None) {
         Ok(c) => c,
         Err(lines) => {
@@ -303,6 +309,16 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
     let mut ctl = Controller::new(opts, config, table, Box::new(resolver));
     ctl.set_layout(layout);
     ctl.start();
+    // After the start, which the lock would slow down by reading all of lvsd in at once.
+    if !args.no_memory_lock {
+        match lvsd::priority::lock_memory() {
+            Ok(lvsd::priority::MemoryLock::Locked) => log::debug!("memory locked"),
+            Ok(lvsd::priority::MemoryLock::NotPermitted) => {
+                log::debug!("memory not locked: no CAP_IPC_LOCK")
+            }
+            Err(e) => log::warn!("cannot lock memory: {e}"),
+        }
+    }
     let reason = ctl.run(&signals);
     ctl.shutdown();
     match reason {
@@ -312,6 +328,10 @@ fn run_daemon(prog: &str, args: Args, started_at: Instant) -> ExitCode {
         }
         ExitReason::NannyDied => {
             log::error!("lvsd stopped because a nanny died (hard_shutdown = 1)");
+            ExitCode::from(1)
+        }
+        ExitReason::Failed => {
+            log::error!("lvsd stopped after an error");
             ExitCode::from(1)
         }
     }

@@ -129,7 +129,7 @@ pub fn planned_monitors(
     skip: &dyn Fn(usize) -> bool,
 ) -> Vec<MonitorSpec> {
     let mut out = Vec::new();
-    let mut services = std::collections::HashSet::new();
+    let mut services = rustc_hash::FxHashSet::default();
     for (i, vs) in config.virtual_servers.iter().enumerate() {
         if !vs.active {
             continue;

@@ -16,7 +16,7 @@
 
 use ipvs::{flags, Destination, Family, ForwardMethod, Service, ServiceId};
 use lvs_config::{Config, Network, Protocol, RealServer, ServiceKey, VirtualServer};
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// What a nanny watches: one real server of one virtual service (Piranha keyed its monitors by
@@ -167,6 +167,46 @@ pub fn service_id(key: ServiceKey) -> ServiceId {
     }
 }
 
+/// The config service key of an IPVS service id, if lvs.cf can name that service (IPv4, TCP or
+/// UDP, or an IPv4 firewall mark): the inverse of [`service_id`].
+pub fn service_key(id: &ServiceId) -> Option<ServiceKey> {
+    match *id {
+        ServiceId::Fwmark {
+            family: Family::Inet,
+            mark,
+        } => Some(ServiceKey::Fwmark(mark)),
+        ServiceId::Address {
+            protocol,
+            addr: IpAddr::V4(address),
+            port,
+        } => Some(ServiceKey::Address {
+            protocol: match protocol {
+                ipvs::Protocol::Tcp => Protocol::Tcp,
+                ipvs::Protocol::Udp => Protocol::Udp,
+                ipvs::Protocol::Sctp => return None,
+            },
+            address,
+            port,
+        }),
+        _ => None,
+    }
+}
+
+impl MonitorKey {
+    /// Every monitor key of one service, as a range of the ordered keys.
+    pub fn all_of(service: ServiceKey) -> std::ops::RangeInclusive<MonitorKey> {
+        MonitorKey {
+            service,
+            rip: Ipv4Addr::UNSPECIFIED,
+            rport: 0,
+        }..=MonitorKey {
+            service,
+            rip: Ipv4Addr::BROADCAST,
+            rport: u16::MAX,
+        }
+    }
+}
+
 /// The forwarding method of `network`.
 pub fn forward_method(network: Network) -> ForwardMethod {
     match network {
@@ -211,7 +251,7 @@ pub fn monitor_key(vs: &VirtualServer, rs: &RealServer) -> Option<MonitorKey> {
 
 /// The real servers lvsd monitors in a block: active ones with an address, once per key.
 pub fn monitored_servers(vs: &VirtualServer) -> impl Iterator<Item = (&RealServer, MonitorKey)> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::default();
     vs.servers
         .iter()
         .filter(|rs| rs.active)
@@ -294,6 +334,63 @@ pub fn desired_table(
 mod tests {
     use super::*;
     use lvs_config::{parse, StaticResolver};
+
+    #[test]
+    fn service_key_inverts_service_id() {
+        let keys = [
+            ServiceKey::Fwmark(7),
+            ServiceKey::Address {
+                protocol: Protocol::Tcp,
+                address: Ipv4Addr::new(10, 0, 0, 1),
+                port: 80,
+            },
+            ServiceKey::Address {
+                protocol: Protocol::Udp,
+                address: Ipv4Addr::new(10, 0, 0, 2),
+                port: 53,
+            },
+        ];
+        for k in keys {
+            assert_eq!(service_key(&service_id(k)), Some(k));
+        }
+        let v6 = ServiceId::Address {
+            protocol: ipvs::Protocol::Tcp,
+            addr: "2001:db8::1".parse().unwrap(),
+            port: 80,
+        };
+        assert_eq!(service_key(&v6), None);
+        let sctp = ServiceId::Address {
+            protocol: ipvs::Protocol::Sctp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        };
+        assert_eq!(service_key(&sctp), None);
+    }
+
+    #[test]
+    fn all_of_a_service_covers_its_keys_only() {
+        let s = |port| ServiceKey::Address {
+            protocol: Protocol::Tcp,
+            address: Ipv4Addr::new(10, 0, 0, 1),
+            port,
+        };
+        let key = |service, rip: [u8; 4], rport| MonitorKey {
+            service,
+            rip: rip.into(),
+            rport,
+        };
+        let keys: std::collections::BTreeSet<MonitorKey> = [
+            key(s(79), [255, 255, 255, 255], 65535),
+            key(s(80), [0, 0, 0, 0], 0),
+            key(s(80), [192, 168, 0, 1], 80),
+            key(s(80), [255, 255, 255, 255], 65535),
+            key(s(81), [0, 0, 0, 0], 0),
+        ]
+        .into();
+        let got: Vec<_> = keys.range(MonitorKey::all_of(s(80))).collect();
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|k| k.service == s(80)));
+    }
 
     pub(crate) fn cfg(text: &str) -> Config {
         parse(text.as_bytes(), &StaticResolver::standard())

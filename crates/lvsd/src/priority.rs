@@ -7,6 +7,9 @@
 //! - lvsd's bursts of kernel work (start, reload, drift repair, stop) run at a low real-time
 //!   priority ([`Boost`]): bounded work that then finishes in one go instead of in slices
 //!   between nanny wake-ups. Between bursts lvsd is an ordinary process again.
+//! - lvsd's memory is locked in RAM ([`lock_memory`], as keepalived's `vrrp_no_swap`): a reload
+//!   or a failover's kernel work never waits for its code or data to be read back from disk or
+//!   swap, however long it sat idle on a router short of memory.
 
 use std::io;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -83,6 +86,60 @@ impl Drop for Boost {
     }
 }
 
+/// Whether [`lock_memory`] locked lvsd's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLock {
+    Locked,
+    /// Neither `CAP_IPC_LOCK` nor an unlimited `RLIMIT_MEMLOCK`: locking future allocations
+    /// could make one fail later, so nothing was locked.
+    NotPermitted,
+}
+
+/// Locks every page lvsd has mapped now and will map (`mlockall(MCL_CURRENT | MCL_FUTURE)`):
+/// its program and libraries are read in once, here, and never evicted. Only with the privilege
+/// to lock without limit; a nanny never inherits the lock (fork and exec both drop it).
+pub fn lock_memory() -> io::Result<MemoryLock> {
+    if !may_lock_without_limit() {
+        return Ok(MemoryLock::NotPermitted);
+    }
+    // SAFETY: mlockall has no memory-safety preconditions.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(MemoryLock::Locked)
+}
+
+/// Undoes [`lock_memory`] (`munlockall`).
+pub fn unlock_memory() {
+    // SAFETY: munlockall has no preconditions.
+    unsafe { libc::munlockall() };
+}
+
+const CAP_IPC_LOCK: u32 = 14;
+
+fn may_lock_without_limit() -> bool {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
+        && lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| effective_caps(&s))
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
+/// The `CapEff:` mask of a /proc/PID/status text.
+fn effective_caps(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 fn set_policy(policy: libc::c_int, priority: i32) -> io::Result<()> {
     let param = libc::sched_param {
         sched_priority: priority,
@@ -120,6 +177,38 @@ mod tests {
         drop(boost);
         assert_eq!(policy(), libc::SCHED_OTHER);
         assert_eq!(own_nice(), nice);
+    }
+
+    #[test]
+    fn effective_caps_are_read_from_the_status_text() {
+        let status = "Name:\tlvsd\nCapPrm:\t0000000000000000\nCapEff:\t0000000000004000\n";
+        assert_eq!(effective_caps(status), Some(1 << CAP_IPC_LOCK));
+        assert_eq!(effective_caps("Name:\tlvsd\n"), None);
+        assert_eq!(effective_caps("CapEff:\tzz\n"), None);
+    }
+
+    #[test]
+    fn memory_is_locked_only_when_it_may_be_without_limit() {
+        let vm_locked = || {
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmLck:"))
+                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap())
+                .unwrap()
+        };
+        match lock_memory().unwrap() {
+            MemoryLock::Locked => {
+                assert!(may_lock_without_limit());
+                assert!(vm_locked() > 0, "VmLck after mlockall");
+                unlock_memory();
+                assert_eq!(vm_locked(), 0);
+            }
+            MemoryLock::NotPermitted => {
+                assert!(!may_lock_without_limit());
+                assert_eq!(vm_locked(), 0);
+            }
+        }
     }
 
     #[test]

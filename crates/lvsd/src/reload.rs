@@ -18,7 +18,7 @@ use crate::plan::{DesiredDest, DesiredService, DesiredTable, MonitorKey, Role};
 use ipvs::ServiceId;
 use lvs_config::diff::ConfigDiff;
 use lvs_config::Config;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 /// What happens to each nanny.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub fn plan_monitors<'a>(
     touched: &HashSet<ServiceId>,
 ) -> MonitorPlan {
     let mut plan = MonitorPlan::default();
-    let mut wanted = HashSet::new();
+    let mut wanted = HashSet::default();
     for spec in new {
         wanted.insert(spec.key);
         match running_argv(&spec.key) {
@@ -202,12 +202,12 @@ virtual dns {
         let d = diff(&o, &n);
         let argv_globals = d.global_changed(crate::monitor::ARGV_GLOBALS);
         let same: HashSet<usize> = if argv_globals {
-            HashSet::new()
+            HashSet::default()
         } else {
             d.virtual_servers.unchanged.iter().map(|p| p.1).collect()
         };
         let key = |c: &Config, i: usize| c.virtual_servers[i].key().map(crate::plan::service_id);
-        let mut touched: HashSet<ServiceId> = HashSet::new();
+        let mut touched: HashSet<ServiceId> = HashSet::default();
         if argv_globals {
             touched.extend(running.iter().map(|r| r.1));
         }

@@ -11,8 +11,9 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Signals that arrived since the last [`Signals::take`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct Pending {
     /// SIGTERM or SIGINT (the number of the last one).
     pub term: Option<i32>,
     pub hup: bool,
+    /// How long ago the first SIGHUP of `hup` arrived (measured in its handler).
+    pub hup_age: Option<Duration>,
     pub chld: bool,
     pub usr1: bool,
     pub usr2: bool,
@@ -36,10 +39,23 @@ pub struct Signals {
     write: OwnedFd,
     term: Arc<AtomicUsize>,
     hup: Arc<AtomicBool>,
+    /// CLOCK_MONOTONIC (ns) of the first SIGHUP not taken yet; 0: none.
+    hup_at: Arc<AtomicU64>,
     chld: Arc<AtomicBool>,
     usr1: Arc<AtomicBool>,
     usr2: Arc<AtomicBool>,
     registered: Vec<signal_hook::SigId>,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (async-signal-safe).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills a valid timespec and is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 impl Signals {
@@ -57,6 +73,7 @@ impl Signals {
             write,
             term: Arc::new(AtomicUsize::new(0)),
             hup: Arc::new(AtomicBool::new(false)),
+            hup_at: Arc::new(AtomicU64::new(0)),
             chld: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
             usr2: Arc::new(AtomicBool::new(false)),
@@ -84,6 +101,15 @@ impl Signals {
             s.registered
                 .push(signal_hook::flag::register(sig, Arc::clone(flag))?);
         }
+        let hup_at = Arc::clone(&s.hup_at);
+        // SAFETY: the handler only reads the clock and does an atomic compare-and-swap, both
+        // async-signal-safe.
+        s.registered.push(unsafe {
+            signal_hook::low_level::register(SIGHUP, move || {
+                let _ =
+                    hup_at.compare_exchange(0, monotonic_ns(), Ordering::SeqCst, Ordering::SeqCst);
+            })
+        }?);
         for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2] {
             // signal-hook owns (and closes on unregistration) the descriptor it is given.
             let w = s.write.try_clone()?;
@@ -103,7 +129,15 @@ impl Signals {
         use signal_hook::consts::*;
         match sig {
             SIGTERM | SIGINT => self.term.store(sig as usize, Ordering::SeqCst),
-            SIGHUP => self.hup.store(true, Ordering::SeqCst),
+            SIGHUP => {
+                let _ = self.hup_at.compare_exchange(
+                    0,
+                    monotonic_ns(),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                self.hup.store(true, Ordering::SeqCst)
+            }
             SIGCHLD => self.chld.store(true, Ordering::SeqCst),
             SIGUSR1 => self.usr1.store(true, Ordering::SeqCst),
             SIGUSR2 => self.usr2.store(true, Ordering::SeqCst),
@@ -123,9 +157,13 @@ impl Signals {
         while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {
         }
         let term = self.term.swap(0, Ordering::SeqCst);
+        let hup = self.hup.swap(false, Ordering::SeqCst);
+        let hup_at = self.hup_at.swap(0, Ordering::SeqCst);
         Pending {
             term: (term != 0).then_some(term as i32),
-            hup: self.hup.swap(false, Ordering::SeqCst),
+            hup,
+            hup_age: (hup && hup_at != 0)
+                .then(|| Duration::from_nanos(monotonic_ns().saturating_sub(hup_at))),
             chld: self.chld.swap(false, Ordering::SeqCst),
             usr1: self.usr1.swap(false, Ordering::SeqCst),
             usr2: self.usr2.swap(false, Ordering::SeqCst),
@@ -165,12 +203,20 @@ mod tests {
         s.raise(libc::SIGINT);
         s.raise(libc::SIGALRM); // not one of ours: ignored
         assert!(readable(s.fd()));
+        std::thread::sleep(Duration::from_millis(20));
+        s.raise(libc::SIGHUP); // a second one: the age is the first one's
         let p = s.take();
+        let age = p.hup_age.expect("the SIGHUP's age");
+        assert!(
+            age >= Duration::from_millis(20) && age < Duration::from_secs(10),
+            "{age:?}"
+        );
         assert_eq!(
             p,
             Pending {
                 term: Some(libc::SIGINT),
                 hup: true,
+                hup_age: Some(age),
                 chld: true,
                 usr1: false,
                 usr2: false
@@ -181,6 +227,6 @@ mod tests {
         s.raise(libc::SIGUSR1);
         s.raise(libc::SIGUSR2);
         let p = s.take();
-        assert!(p.usr1 && p.usr2 && p.term.is_none());
+        assert!(p.usr1 && p.usr2 && p.term.is_none() && p.hup_age.is_none());
     }
 }

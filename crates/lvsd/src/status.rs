@@ -15,8 +15,9 @@ use crate::plan::{monitor_key, service_id, Health, MonitorKey};
 use daemon::status_file::StatusFile;
 use ipvs::{ServiceEntry, ServiceId, Stats};
 use nanny::report::Report;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -191,7 +192,7 @@ impl Publisher {
             pending: false,
             last_write: None,
             last_cost: Duration::ZERO,
-            stats: HashMap::new(),
+            stats: HashMap::default(),
             stats_error: None,
             started: unix_now(),
             buffer: Vec::new(),

@@ -71,6 +71,8 @@ pub struct Child {
     pub hello: bool,
     /// Bad lines received (logged with a limit).
     pub bad_lines: u64,
+    /// Its report pipe's token in lvsd's event poller (0: not watched).
+    pub token: u64,
 }
 
 /// How a child ended.
@@ -184,6 +186,7 @@ pub fn spawn(argv: &[String]) -> io::Result<Child> {
         started: Instant::now(),
         hello: false,
         bad_lines: 0,
+        token: 0,
     })
 }
 

@@ -139,6 +139,17 @@ fn test_start_in_the_foreground_logs_the_plan_reloads_and_stops() {
         done.contains("virtual services 0 added, 0 removed, 1 changed, 1 untouched"),
         "{done}"
     );
+    // The time from the signal (taken in its handler), at least the reload's own.
+    let figure = |after: &str| -> f64 {
+        let rest = &done[done.find(after).expect(after) + after.len()..];
+        rest[..rest.find(" ms").expect("ms")]
+            .parse()
+            .expect("a number")
+    };
+    let own = figure("reloaded in ");
+    let since = figure(" ms, ");
+    assert!(done.contains(" ms after SIGHUP (file read"), "{done}");
+    assert!(since >= own, "{done}");
     assert!(
         done.contains("nannies 0 started, 0 restarted, 0 stopped, 2 kept"),
         "{done}"

@@ -672,6 +672,13 @@ fn hard_shutdown_zero_restarts_the_nanny_with_backoff() {
     h.until("ns1 removed", |h| {
         !h.listing().iter().any(|l| l.contains("198.51.100.21"))
     });
+    // Each nanny that ended left the event poller's list: only running ones are watched.
+    assert!(
+        h.ctl.tokens.len() <= h.ctl.nanny_pids().len(),
+        "{} watched, {} running",
+        h.ctl.tokens.len(),
+        h.ctl.nanny_pids().len()
+    );
     h.shutdown();
 }
 
