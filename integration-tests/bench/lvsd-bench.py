@@ -20,6 +20,8 @@ server ever enters the table).
 4. A drift check of the whole table on SIGUSR2 (one service deleted by hand first).
 5. SIGTERM: time until lvsd has exited with every service removed.
 
+LVSD_ARGS (passed with VM_ENV) adds options to lvsd's command line.
+
 Python standard library only. Prints a table, also saved to target/vm-out/bench-lvsd-PATTERN.txt.
 """
 import difflib
@@ -263,7 +265,8 @@ def main():
     progress(f"Piranha's way took {piranha:.1f} s; starting lvsd")
     write(config())
     t0 = time.monotonic()
-    proc = subprocess.Popen([LVSD, "-n", "-c", CFG, "--repair-interval", "0"],
+    proc = subprocess.Popen([LVSD, "-n", "-c", CFG, "--repair-interval", "0",
+                             *os.environ.get("LVSD_ARGS", "").split()],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = Log(proc)
     t_in, line = log.wait(r"virtual services in the kernel")

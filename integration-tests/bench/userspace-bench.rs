@@ -467,6 +467,58 @@ struct Short {
     p99_ms: f64,
     errors: String,
     cpu: f64,
+    sched: Sched,
+}
+
+/// How the proxy's threads were scheduled, summed over its threads (`/proc/PID/task/*`):
+/// time waiting runnable for a CPU (schedstat), and voluntary (it slept) and involuntary (it
+/// was preempted) context switches.
+#[derive(Default, Clone, Copy)]
+struct Sched {
+    wait_ns: u64,
+    voluntary: u64,
+    involuntary: u64,
+}
+
+fn sched(pid: u32) -> Sched {
+    let mut out = Sched::default();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let st = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
+        out.wait_ns += st
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0);
+        let status = std::fs::read_to_string(p.join("status")).unwrap_or_default();
+        for l in status.lines() {
+            let num = |l: &str| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if l.starts_with("voluntary_ctxt_switches:") {
+                out.voluntary += num(l);
+            } else if l.starts_with("nonvoluntary_ctxt_switches:") {
+                out.involuntary += num(l);
+            }
+        }
+    }
+    out
+}
+
+impl Sched {
+    fn since(self, before: Sched) -> Sched {
+        Sched {
+            wait_ns: self.wait_ns.saturating_sub(before.wait_ns),
+            voluntary: self.voluntary.saturating_sub(before.voluntary),
+            involuntary: self.involuntary.saturating_sub(before.involuntary),
+        }
+    }
 }
 
 fn parse_duration_ms(s: &str) -> f64 {
@@ -484,6 +536,7 @@ fn parse_duration_ms(s: &str) -> f64 {
 
 fn short(p: &Proxy, o: &Opts) -> Short {
     let cpu0 = cpu_ticks(p.child.id());
+    let sched0 = sched(p.child.id());
     let out = Command::new(&o.wrk)
         .args([
             "-t2",
@@ -497,12 +550,14 @@ fn short(p: &Proxy, o: &Opts) -> Short {
         .output()
         .expect("wrk");
     let cpu = (cpu_ticks(p.child.id()) - cpu0) as f64 / 100.0 / o.seconds as f64;
+    let sched = sched(p.child.id()).since(sched0);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut r = Short {
         rps: 0.0,
         p99_ms: f64::NAN,
         errors: String::new(),
         cpu,
+        sched,
     };
     for line in text.lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
@@ -654,13 +709,19 @@ fn main() {
                 let p = start(k, t, &o);
                 thread::sleep(Duration::from_millis(300));
                 let s = short(&p, &o);
+                let requests = (s.rps * o.seconds as f64).max(1.0);
                 println!(
-                    "round {} {:<15} short: {:>9.0} req/s  p99 {:>7.2} ms  cpu {:.2}  {}",
+                    "round {} {:<15} short: {:>9.0} req/s  p99 {:>7.2} ms  cpu {:.2}  \
+                     waiting for a CPU {:.0} ms/s, per 1,000 requests {:.0} sleeps \
+                     {:.0} preemptions  {}",
                     round + 1,
                     k.name(),
                     s.rps,
                     s.p99_ms,
                     s.cpu,
+                    s.sched.wait_ns as f64 / 1e6 / o.seconds as f64,
+                    s.sched.voluntary as f64 * 1000.0 / requests,
+                    s.sched.involuntary as f64 * 1000.0 / requests,
                     s.errors
                 );
                 shorts[ki].push(s);
